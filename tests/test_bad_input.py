@@ -1,0 +1,86 @@
+"""Every bad input: one clear line on stderr, exit 1 or 2, no traceback, no output file."""
+
+import av
+import numpy as np
+import pytest
+from media import make_clip, probe
+
+
+def audio_only(path):
+    c = av.open(str(path), "w")
+    a = c.add_stream("aac", rate=48000)
+    a.layout = "stereo"
+    for i in range(10):
+        f = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+        f.sample_rate, f.pts = 48000, i * 1024
+        for p in a.encode(f):
+            c.mux(p)
+    for p in a.encode(None):
+        c.mux(p)
+    c.close()
+
+
+def truncated(path):
+    make_clip(path.with_name("full.mkv"), frames=75, w=96, h=64)
+    data = path.with_name("full.mkv").read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    path.with_name("full.mkv").unlink()
+
+
+CASES = {
+    "missing": (lambda p: None, "in.mkv", "no such file"),
+    "zero-byte": (lambda p: p.write_bytes(b""), "in.mp4", "not a media file"),
+    "garbage": (lambda p: p.write_bytes(np.random.default_rng(0).bytes(20000)), "in.mkv", "not a media file"),
+    "truncated": (truncated, "in.mkv", "truncated"),
+    "audio-only": (audio_only, "in.m4a", "no video stream"),
+    "text-as-mp4": (lambda p: p.write_text("this is not a video\n" * 20), "in.mp4", "not a media file"),
+    "odd-size-x3-into-4:2:0": (lambda p: make_clip(p, w=33, h=25, frames=3, codec="ffv1"), "in.mkv", "odd"),
+}
+
+
+def check_clean_failure(p, tmp_path, inputs, expect):
+    err = p.stderr.decode()
+    assert p.returncode in (1, 2), err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("vidsr: error: ") and expect in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(inputs)  # no output, no temporary file
+    assert p.stdout == b""
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(vidsr, tmp_path, case):
+    make, name, expect = CASES[case]
+    src = tmp_path / name
+    make(src)
+    scale = "3" if "x3" in case else "2"
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--scale", scale, "--model", "vdsr")
+    check_clean_failure(p, tmp_path, [name] if src.exists() else [], expect)
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--model", "nosuchnet"], "unknown model"),
+    (["--scale", "5"], "--scale"),
+    (["--model", "srcnn", "--scale", "4"], "no x4 engine"),
+    (["--codec", "nosuchcodec"], "unknown encoder"),
+    (["--start", "abc"], "bad time"),
+])
+def test_bad_options_are_usage_errors(vidsr, tmp_path, args, expect):
+    make_clip(tmp_path / "in.mkv", frames=2)
+    p = vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "out.mkv", *args)
+    assert p.returncode == 2
+    check_clean_failure(p, tmp_path, ["in.mkv"], expect)
+
+
+def test_debug_shows_the_traceback(vidsr, tmp_path):
+    (tmp_path / "in.mp4").write_text("not a video")
+    p = vidsr("--debug", "upscale", tmp_path / "in.mp4", "-o", tmp_path / "out.mkv")
+    assert p.returncode == 1 and b"Traceback" in p.stderr
+
+
+def test_odd_sizes_work_where_the_output_is_even(vidsr, tmp_path):
+    # 33x25 at x2 is 66x50, which 4:2:0 holds: odd input is fine, only an odd 4:2:0 *output* is refused.
+    make_clip(tmp_path / "in.mkv", w=33, h=25, frames=3, codec="ffv1")
+    vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "out.mkv", check=0)
+    b = probe(tmp_path / "out.mkv")
+    assert (b["width"], b["height"], b["frames"]) == (66, 50, 3)

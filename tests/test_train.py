@@ -1,0 +1,138 @@
+"""Training: resumable chunks that match an uninterrupted run, honest seeds, cached pairs, manifests."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO
+from media import scene
+from safetensors.numpy import load_file
+
+from vidsr.models.engine import find_engine
+from vidsr.train.data import load_pairs, sample_batch
+from vidsr.train.loop import train
+from vidsr.train.recipe import load_recipe
+
+RECIPE = """
+id = "{id}"
+[model]
+preset = "{preset}"
+scales = {scales}
+config = {config}
+[data]
+train = ["train/pics"]
+val = "test/val"
+patch = {patch}
+[train]
+seed = 3
+batch = 2
+steps = 6
+loss = "{loss}"
+optimizer = "{opt}"
+lr = {lr}
+clip_theta = {clip}
+eval_every = 3
+checkpoint_every = 2
+"""
+
+
+@pytest.fixture()
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDSR_CACHE", str(tmp_path / "cache"))
+    for folder, n, size in (("train/pics", 3, 72), ("test/val", 2, 48)):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / "data" / folder / f"{i}.png"), scene(i * 5, size + 8 * i, size))
+    return tmp_path / "data"
+
+
+def recipe(tmp_path, preset="edsr-baseline", scales="[2]", config='{blocks = 1, features = 8}', patch=16,
+           loss="l1", opt="adam", lr=1e-3, clip=0.0, rid="tiny"):
+    path = tmp_path / f"{rid}.toml"
+    path.write_text(RECIPE.format(id=rid, preset=preset, scales=scales, config=config, patch=patch, loss=loss,
+                                  opt=opt, lr=lr, clip=clip))
+    return load_recipe(path)
+
+
+def run(r, data, out, **kw):
+    return train(r, data, out, log=lambda s: None, val_sets=("test/val",), **kw)
+
+
+def test_chunks_resume_to_the_same_weights(tmp_path, data):
+    r = recipe(tmp_path)
+    whole = run(r, data, tmp_path / "whole")
+    run(r, data, tmp_path / "chunks", max_steps=2)
+    run(r, data, tmp_path / "chunks", resume=True, max_steps=3)
+    state = run(r, data, tmp_path / "chunks", resume=True)
+    assert whole["step"] == state["step"] == 6
+    a, b = load_file(str(tmp_path / "whole/model.safetensors")), load_file(str(tmp_path / "chunks/model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+    assert [p["step"] for p in state["curve"]] == [3, 6]
+
+
+def test_a_fixed_seed_repeats_and_another_seed_differs(tmp_path, data):
+    r = recipe(tmp_path)
+    run(r, data, tmp_path / "a", max_steps=3)
+    run(r, data, tmp_path / "b", max_steps=3)
+    a, b = load_file(str(tmp_path / "a/model.safetensors")), load_file(str(tmp_path / "b/model.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    r.seed = 4
+    run(r, data, tmp_path / "c", max_steps=3)
+    c = load_file(str(tmp_path / "c/model.safetensors"))
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_manifest_records_provenance_and_loads_as_an_engine(tmp_path, data):
+    r = recipe(tmp_path, rid="tiny-vdsr", preset="vdsr", scales="[2, 3]", config="{depth = 3, features = 8}",
+               patch=20, loss="mse", opt="sgd", lr=0.05, clip=0.01)
+    run(r, data, tmp_path / "engines" / "tiny-vdsr")
+    m = json.loads((tmp_path / "engines/tiny-vdsr/manifest.json").read_text())
+    assert m["recipe_sha256"] == r.sha256 and len(m["data_manifest_sha256"]) == 64
+    assert m["training"]["steps"] == 6 and m["training"]["cpu_seconds"] > 0
+    assert set(m["eval"]["val"]) == {"2", "3"}
+    assert m["eval"]["val"]["2"]["bicubic_psnr"] > 20
+    engine = find_engine("vdsr", 3, tmp_path / "engines")
+    assert engine.load(3) is not None
+
+
+def test_resume_without_moments_is_recorded(tmp_path, data):
+    r = recipe(tmp_path)
+    run(r, data, tmp_path / "e", max_steps=2)
+    (tmp_path / "e/optimizer.safetensors").unlink()
+    state = run(r, data, tmp_path / "e", resume=True, max_steps=1)
+    assert state["moments_reset_at"] == [2]
+
+
+def test_patches_are_paired_and_multi_scale(tmp_path, data):
+    from vidsr.train.data import image_files
+
+    files = image_files([data / "train/pics"])
+    pairs = [load_pairs(files, s, "RGB", tmp_path / "cache") for s in (2, 3, 4)]
+    assert list((tmp_path / "cache").glob("pairs-*.npz"))  # degraded once, cached
+    seen = set()
+    for step in range(30):
+        x, y, s = sample_batch(pairs, 2, 12, True, True, np.random.default_rng([0, step]))
+        assert x.shape == (2, 3, 12, 12) and y.shape == (2, 3, 12 * s, 12 * s)
+        seen.add(s)
+    assert seen == {2, 3, 4}
+    ys = [load_pairs(files, 2, "Y", tmp_path / "cache")]
+    x, y, _ = sample_batch(ys, 2, 20, False, True, np.random.default_rng(0))
+    assert x.shape == y.shape == (2, 1, 20, 20) and x.dtype == np.float32
+
+
+def test_learning_rate_is_a_function_of_the_step(tmp_path):
+    r = recipe(tmp_path)
+    r.steps, r.warmup, r.lr = 100, 10, 1.0
+    assert r.lr_at(0) == pytest.approx(0.1) and r.lr_at(10) == pytest.approx(1.0)
+    assert r.lr_at(99) < 0.05
+    r.schedule, r.decay_every, r.decay_factor, r.warmup = "step", 20, 0.1, 0
+    assert r.lr_at(45) == pytest.approx(0.01)
+
+
+def test_shipped_recipes_parse():
+    for path in sorted((REPO / "recipes").glob("*.toml")):
+        r = load_recipe(path)
+        assert r.steps > 0 and r.batch > 0, path

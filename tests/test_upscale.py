@@ -1,0 +1,223 @@
+"""`vidsr upscale` end to end: real PyAV clips with real audio and subtitles, real models, the real CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import needs_ffprobe
+from media import decode_planes, make_clip, probe
+
+from vidsr.models.engine import find_engine, save_engine
+from vidsr.models.registry import ARCHITECTURES
+from vidsr.pipeline import UpscaleJob, upscale_video
+from vidsr.stages import FrameUpscaler
+from vidsr.upscaler import Upscaler, bicubic_up
+from vidsr.video.colour import ColourTags, frame_from_planes, planes_of, rgb_to_yuv, yuv_to_rgb
+
+VFR = [0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480]
+
+
+def leftovers(folder, keep):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_mkv_keeps_frames_times_audio_subtitles_and_colour(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", pts=VFR, subtitles=True)
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--scale", "2", "--model", "edsr", check=0)
+    assert p.stdout == b""  # stdout carries data only
+    a, b = probe(src), probe(tmp_path / "out.mkv")
+    assert (b["width"], b["height"]) == (2 * a["width"], 2 * a["height"])
+    assert b["frames"] == a["frames"] == len(VFR)
+    assert b["times"] == a["times"] == [t / 1000 for t in VFR]  # variable frame rate kept
+    assert b["audio"] == a["audio"] and len(a["audio"]) > 10  # copied packet for packet
+    assert b["subtitle"] == a["subtitle"] and len(a["subtitle"]) == 2
+    assert b["colour"] == a["colour"] == (1, 1, 1, 1)  # BT.709, tv range
+    assert leftovers(tmp_path, {"in.mkv", "out.mkv"}) == []
+
+
+@needs_ffprobe
+def test_ffprobe_agrees(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", pts=VFR, subtitles=True)
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--model", "vdsr", check=0)
+
+    def ffprobe(path, *args):
+        return subprocess.run(["ffprobe", "-v", "error", *args, str(path)], capture_output=True, text=True,
+                              check=True).stdout
+
+    times = "-select_streams v -show_entries frame=pts_time -of csv=p=0".split()
+    assert ffprobe(src, *times) == ffprobe(tmp_path / "out.mkv", *times)
+    tags = "-select_streams v -show_entries stream=width,height,color_space,color_range,color_primaries," \
+           "color_transfer -of json".split()
+    a, b = json.loads(ffprobe(src, *tags))["streams"][0], json.loads(ffprobe(tmp_path / "out.mkv", *tags))["streams"][0]
+    assert (b["width"], b["height"]) == (2 * a["width"], 2 * a["height"])
+    assert {k: v for k, v in a.items() if k.startswith("color")} == {k: v for k, v in b.items() if
+                                                                      k.startswith("color")}
+    audio = "-select_streams a -show_packets -show_data -of compact".split()
+    strip = [line.split("|data=")[1] for line in ffprobe(src, *audio).splitlines()]
+    assert strip == [line.split("|data=")[1] for line in ffprobe(tmp_path / "out.mkv", *audio).splitlines()]
+
+
+def test_mp4_in_and_out(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=10)
+    vidsr("upscale", src, "-o", tmp_path / "out.mp4", "--model", "vdsr", "--scale", "3", check=0)
+    a, b = probe(src), probe(tmp_path / "out.mp4")
+    assert (b["width"], b["height"]) == (3 * a["width"], 3 * a["height"])
+    assert b["times"] == a["times"] and b["audio"] == a["audio"]
+
+
+def test_pipe_stdin_to_stdout(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", pts=VFR)
+    p = vidsr("upscale", "-", "-o", "-", "--format", "matroska", "--json", input=src.read_bytes(), check=0)
+    (tmp_path / "out.mkv").write_bytes(p.stdout)
+    a, b = probe(src), probe(tmp_path / "out.mkv")
+    assert b["frames"] == a["frames"] and b["times"] == a["times"] and b["audio"] == a["audio"]
+    assert json.loads(p.stderr.decode().strip().splitlines()[-1])["frames"] == len(VFR)  # JSON goes to stderr
+
+
+def identity_vdsr(folder):
+    """A VDSR whose residual branch outputs zero: the model is then exactly MATLAB bicubic on Y."""
+    m = ARCHITECTURES["vdsr"].build({"depth": 3, "features": 4}, (2, 3, 4))
+    torch.nn.init.zeros_(m.body[-1].weight)
+    torch.nn.init.zeros_(m.body[-1].bias)
+    return save_engine(folder / "vdsr-identity", "vdsr-identity", "vdsr", "vdsr", "vdsr", {"depth": 3, "features": 4},
+                       (2, 3, 4), m)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_y_models_work_on_the_decoded_y_plane(vidsr, tmp_path, engines, pix_fmt):
+    identity_vdsr(engines)
+    src = make_clip(tmp_path / "in.mkv", w=40, h=32, frames=3, codec="ffv1", pix_fmt=pix_fmt, audio=False)
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--model", "vdsr-identity", "--codec", "ffv1", check=0)
+    assert probe(tmp_path / "out.mkv")["pix_fmt"] == pix_fmt  # 10-bit stays 10-bit
+    scale = 255.0 * (4 if pix_fmt.endswith("10le") else 1)
+    for (y, u, v), (y2, u2, v2) in zip(decode_planes(src), decode_planes(tmp_path / "out.mkv")):
+        x = torch.from_numpy(y.astype(np.float32))[None, None] / scale
+        expected = (bicubic_up(x, 2).clamp(0, 1) * scale).round()[0, 0].numpy()
+        # No RGB round trip: the output Y is the bicubic of the decoded Y, to the code value.
+        assert np.abs(y2.astype(np.float64) - expected).max() <= 1
+        assert u2.shape == (u.shape[0] * 2, u.shape[1] * 2)
+
+
+class Recorder(torch.nn.Module):
+    """A real (parameter-free) network, nearest-neighbour x2, that remembers what it was fed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+
+@pytest.mark.parametrize("matrix", [1, 6, 9])
+@pytest.mark.parametrize("bits", [8, 10])
+def test_rgb_models_convert_with_the_streams_matrix(matrix, bits):
+    from vidsr.runtime.torch_rt import TorchRuntime
+
+    fmt = "yuv444p" if bits == 8 else "yuv444p10le"
+    dtype = np.uint8 if bits == 8 else np.uint16
+    colour = rgb_to_yuv(torch.tensor([0.7, 0.35, 0.2]).view(1, 3, 1, 1), matrix, 1, bits)  # inside the gamut
+    planes = [np.full((8, 8), round(c.item()), dtype) for c in colour]
+    frame = frame_from_planes(planes, fmt)
+    frame.pts, frame.time_base = 0, Fraction(1, 25)
+    net = Recorder()
+    up = Upscaler(ARCHITECTURES["edsr"], 2, TorchRuntime(net, "cpu", "fp32"))
+    out = FrameUpscaler(up, fmt, fmt, ColourTags(matrix=matrix, range=1), 8, 8)([frame])[0]
+    t = [torch.from_numpy(p.astype(np.float32))[None] for p in planes]
+    assert torch.allclose(net.seen[0], yuv_to_rgb(*t, matrix, 1, bits), atol=1e-6)
+    # Converted back with the same matrix: a colour the net leaves alone comes out as it went in.
+    for a, b in zip(planes, planes_of(out, fmt)):
+        assert np.abs(b.astype(int) - int(a[0, 0])).max() <= 1
+
+
+def test_ten_bit_rgb_path_with_x264(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=4, pix_fmt="yuv420p10le", colour=(9, 1, 9, 16))
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--model", "edsr", check=0)
+    b = probe(tmp_path / "out.mkv")
+    assert b["pix_fmt"] == "yuv420p10le" and b["colour"] == (9, 1, 9, 16) and b["frames"] == 4
+
+
+def test_image_in_image_out(vidsr, tmp_path):
+    import cv2
+
+    from media import scene
+
+    cv2.imwrite(str(tmp_path / "in.png"), scene(0, 30, 20))
+    for model in ("edsr", "vdsr"):
+        vidsr("upscale", tmp_path / "in.png", "-o", tmp_path / f"{model}.png", "--model", model, check=0)
+        assert cv2.imread(str(tmp_path / f"{model}.png")).shape == (40, 60, 3)
+
+
+def test_start_and_duration_cut_and_keep_sync(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=25)
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--start", "0.4", "--duration", "0.4", check=0)
+    b = probe(tmp_path / "out.mkv")
+    assert b["frames"] == 10 and b["times"][0] == 0.0
+    assert 0 < len(b["audio"]) < len(probe(src)["audio"])
+
+
+def test_json_summary_and_refusals(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--json", check=0)
+    summary = json.loads(p.stdout)
+    assert summary["frames"] == 3 and summary["runtime"] == "torch" and summary["model"] == "edsr-tiny-x2"
+    assert {"seconds", "fps", "output"} <= set(summary)
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", check=2)
+    assert b"exists" in p.stderr and b"-y" in p.stderr
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "-y", check=0)
+    p = vidsr("upscale", src, "-o", src, "-y", check=2)
+    assert b"overwrite the input" in p.stderr
+
+
+def test_failure_mid_stream_leaves_no_output(tmp_path, engines):
+    class Breaks(torch.nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            Breaks.calls += 1
+            if Breaks.calls > 3:
+                raise RuntimeError("boom in frame 4")
+            return torch.nn.functional.interpolate(x, scale_factor=2)
+
+    from vidsr.runtime.torch_rt import TorchRuntime
+
+    src = make_clip(tmp_path / "in.mkv", frames=12)
+    up = Upscaler(ARCHITECTURES["edsr"], 2, TorchRuntime(Breaks(), "cpu", "fp32"))
+    with pytest.raises(RuntimeError, match="boom"):
+        upscale_video(UpscaleJob(str(src), str(tmp_path / "out.mkv"), up))
+    assert leftovers(tmp_path, {"in.mkv"}) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signals_stop_cleanly(env, tmp_path, sig):
+    src = make_clip(tmp_path / "in.mkv", w=160, h=120, frames=400, audio=False)
+    p = subprocess.Popen([sys.executable, "-m", "vidsr", "upscale", str(src), "-o", str(tmp_path / "out.mkv"),
+                          "--model", "vdsr"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not any(".partial" in n for n in os.listdir(tmp_path)) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + sig, err
+    assert b"Traceback" not in err
+    assert leftovers(tmp_path, {"in.mkv"}) == []
+
+
+def test_help_has_examples(vidsr):
+    for cmd in ([], ["upscale"], ["eval"], ["train"], ["models"]):
+        p = vidsr(*cmd, "--help", check=0)
+        assert b"Example" in p.stdout, cmd
+
+
+def test_engine_lookup_is_what_the_cli_uses(engines):
+    assert find_engine("mdsr", 3, engines).load(3).scale == 3

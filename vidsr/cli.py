@@ -1,0 +1,91 @@
+"""The ``vidsr`` command line. Stdout carries data (media or JSON) only; logs, progress and errors go to stderr.
+
+Every failure is one line on stderr: exit 2 when the command line asks for something impossible, 1 when the work
+fails. ``vidsr --debug ...`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidsr.commands.evaluate import eval_command
+from vidsr.commands.models import models
+from vidsr.commands.train import train
+from vidsr.commands.upscale import upscale
+from vidsr.errors import VidsrError
+
+_STATE = {"debug": False, "signal": 0}
+SCALE = click.Choice(["2", "3", "4"])
+
+
+def _one_line(msg: str, code: int) -> int:
+    click.echo(f"vidsr: error: {msg}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the click group and maps every failure to one line and an exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="vidsr", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        code = _one_line(e.format_message() + hint, 2)
+    except click.ClickException as e:
+        code = _one_line(e.format_message(), e.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("vidsr: interrupted; no output was written", err=True)
+        code = 128 + (_STATE["signal"] or signal.SIGINT)
+    except BrokenPipeError:
+        # The reader downstream went away. Quietly: a message would only hit another closed pipe.
+        _silence_stdout()
+        code = 141
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if _STATE["debug"]:
+            raise
+        code = _one_line(str(e) or type(e).__name__, e.exit_code if isinstance(e, VidsrError) else 1)
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    # SIGTERM takes the same path as Ctrl-C: the pipeline cancels and removes its temporary output.
+    _STATE["signal"] = signum
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.version_option(package_name="vidsr")
+def cli(debug: bool) -> None:
+    """Video super-resolution: VDSR, EDSR, SRCNN and MDSR over a streaming PyAV pipeline.
+
+    \b
+    Examples:
+      vidsr upscale samples/sample.mkv -o sample-x2.mkv
+      cat in.mkv | vidsr upscale - -o - --format matroska > out.mkv
+      vidsr eval --model edsr --scale 2 ../shared/data/test/Set5
+      vidsr models
+    """
+    _STATE["debug"] = debug
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+for _command in (upscale, eval_command, train, models):
+    cli.add_command(_command)

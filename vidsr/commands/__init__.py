@@ -1,0 +1,1 @@
+"""One module per ``vidsr`` subcommand; ``vidsr.cli`` assembles them."""

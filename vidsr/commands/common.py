@@ -1,0 +1,54 @@
+"""What several commands share: choosing an engine and a runtime, and printing JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from vidsr.errors import UsageError
+from vidsr.models.engine import Engine, find_engine
+from vidsr.runtime.torch_rt import PRECISIONS, TorchRuntime
+from vidsr.upscaler import Upscaler
+
+DEFAULT_MODEL = "edsr"
+
+
+def model_options(fn):
+    """--model/--scale/--device/--precision/--tile, the same on every command that runs a model."""
+    for option in reversed([
+        click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
+                     help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'."),
+        click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
+                     help="Upscaling factor."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
+        click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Tile side in pixels of the network's input (0: whole frames). Bounds memory."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def build_upscaler(model: str, scale: int, device: str, precision: str, tile: int = 0) -> tuple[Upscaler, Engine]:
+    engine = find_engine(model, scale)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available (this torch is a CPU build or no GPU)")
+    try:
+        runtime = TorchRuntime(engine.load(scale), device, precision)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return Upscaler(engine.arch, scale, runtime, tile=tile), engine
+
+
+def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:
+    """One JSON object on one line; on stderr when stdout carries media."""
+    stream = sys.stderr if to_stderr else sys.stdout
+    stream.write(json.dumps(obj) + "\n")
+    stream.flush()

@@ -1,0 +1,67 @@
+"""``vidsr models``: what is shipped, and how good and how costly each engine is."""
+
+from __future__ import annotations
+
+import click
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from vidsr.commands.common import emit_json
+from vidsr.models.engine import list_engines
+
+
+def gflop_per_output_mp(engine, scale: int) -> float:
+    """Multiply-adds x 2 per output megapixel, counted from the conv layers on a probe input."""
+    model = engine.build()
+    if hasattr(model, "scales"):
+        model.scale = scale
+    side = 32
+    h = w = side * scale if engine.arch.input_space == "HR" else side
+    flops = 0
+
+    def hook(mod: torch.nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal flops
+        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        flops += 2 * k * out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        model(torch.zeros(1, engine.arch.channels, h, w))
+    for handle in handles:
+        handle.remove()
+    return flops / (side * scale) ** 2 / 1e3  # per output pixel in MFLOP = GFLOP per output megapixel
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def models(as_json: bool) -> None:
+    """List the shipped engines: scales, colour mode, size, cost and measured quality.
+
+    \b
+    Example:
+      vidsr models
+    """
+    rows = []
+    for e in list_engines():
+        m = e.manifest
+        for s in e.scales:
+            rows.append({"model": e.family, "engine": e.id, "scale": s, "colour": e.arch.colour,
+                         "params": m.get("params"), "gflop_per_mp": round(gflop_per_output_mp(e, s), 1),
+                         "set5_psnr": e.eval_psnr("Set5", s), "set14_psnr": e.eval_psnr("Set14", s),
+                         "steps": m.get("training", {}).get("steps"),
+                         "cpu_hours": m.get("training", {}).get("cpu_hours")})
+    if as_json:
+        for r in rows:
+            emit_json(r)
+        return
+    table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
+    for col in ("model", "engine", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "steps", "CPU-h"):
+        table.add_column(col)
+    for r in rows:
+        def f(v):
+            return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+        table.add_row(r["model"], r["engine"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
+                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["steps"]), f(r["cpu_hours"]))
+    Console(soft_wrap=True).print(table)

@@ -1,0 +1,39 @@
+"""``vidsr train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidsr.commands.common import emit_json
+from vidsr.errors import UsageError
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("../shared/data"), show_default=True, help="Folder holding train/ and test/.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Engine folder [engines/<id>].")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in the engine folder.")
+@click.option("--max-minutes", type=float, default=0.0, help="Stop (with a checkpoint) after this much wall time.")
+@click.option("--max-steps", type=int, default=0, help="Stop after this many more steps.")
+def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_minutes: float, max_steps: int) -> None:
+    """Train the model a RECIPE describes, in resumable chunks.
+
+    Writes engines/<id>/ (weights, manifest with the eval table, training state). Log lines go to stderr; a JSON
+    line with the step reached goes to stdout.
+
+    \b
+    Example:
+      vidsr train recipes/edsr-baseline-x2.toml --data ../shared/data --max-minutes 60 --resume
+    """
+    from vidsr.train.loop import train as run_training
+    from vidsr.train.recipe import load_recipe
+
+    try:
+        r = load_recipe(recipe)
+    except (KeyError, ValueError) as e:
+        raise UsageError(f"{recipe}: bad recipe: {e}") from e
+    state = run_training(r, data_root, out, resume, max_minutes, max_steps, lambda line: click.echo(line, err=True))
+    emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})

@@ -1,0 +1,160 @@
+"""``vidsr upscale``: the main job."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vidsr.commands.common import build_upscaler, emit_json, model_options
+from vidsr.errors import UsageError
+from vidsr.video.writer import EncodeOptions
+
+
+def parse_time(value: str | None) -> float | None:
+    """Seconds, or [[HH:]MM:]SS(.fff)."""
+    if value is None:
+        return None
+    try:
+        parts = [float(p) for p in value.split(":")]
+    except ValueError:
+        raise UsageError(f"bad time {value!r}; use seconds or HH:MM:SS") from None
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    if seconds < 0:
+        raise UsageError(f"bad time {value!r}: negative")
+    return seconds
+
+
+def check_paths(src: str, dst: str, overwrite: bool) -> None:
+    if src != "-" and not Path(src).exists():
+        raise UsageError(f"{src}: no such file")
+    if src != "-" and Path(src).is_dir():
+        raise UsageError(f"{src}: is a directory (use 'vidsr batch' for folders)")
+    if dst == "-":
+        return
+    out = Path(dst)
+    if src != "-" and (out.resolve() == Path(src).resolve() or (out.exists() and out.samefile(src))):
+        raise UsageError("the output would overwrite the input; choose another -o")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{dst} exists; add -y to overwrite it")
+    if out.exists() and out.is_dir():
+        raise UsageError(f"{dst} is a directory")
+    if not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: output folder does not exist")
+
+
+class Progress:
+    """A rich progress bar on stderr, only when stderr is a terminal and --quiet is off."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        self.label = label
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[fps]:.2f} fps"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=False)
+        self.task = None
+
+    def start(self, info: Any) -> None:
+        if self.bar:
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=info.frames or None, fps=0.0)
+
+    def frame(self, n: int) -> None:
+        if self.bar and self.task is not None:
+            task = self.bar.tasks[0]
+            fps = n / task.elapsed if task.elapsed else 0.0
+            self.bar.update(self.task, completed=n, fps=fps)
+
+    def stop(self) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output", required=True, help="Output file, or - for stdout (then give --format).")
+@model_options
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per inference call.")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for x264/x265/AV1.")
+@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
+@click.option("--pix-fmt", default=None, help="Output pixel format [same as input, e.g. yuv420p, yuv420p10le].")
+@click.option("--format", "fmt", default=None, help="Container for pipes: matroska, nut, mpegts, mp4, ...")
+@click.option("--input-format", default=None, help="Container of INPUT when FFmpeg cannot tell (y4m pipes).")
+@click.option("--start", default=None, help="Start at this time (seconds or HH:MM:SS).")
+@click.option("--duration", default=None, help="Process only this long.")
+@click.option("--no-audio", is_flag=True, help="Drop audio streams (they are copied untouched otherwise).")
+@click.option("--no-subtitles", is_flag=True, help="Drop subtitle streams.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
+def upscale(input_path: str, output: str, model: str, scale: str, device: str, precision: str, tile: int,
+            batch: int, codec: str, crf: int, preset: str, pix_fmt: str | None, fmt: str | None,
+            input_format: str | None, start: str | None, duration: str | None, no_audio: bool,
+            no_subtitles: bool, overwrite: bool, quiet: bool, as_json: bool) -> None:
+    """Super-resolve a video (or an image) INPUT into OUTPUT.
+
+    Audio and subtitles are copied packet for packet; every frame keeps its timestamp; colour tags are kept.
+    INPUT and OUTPUT may be - for stdin/stdout. An image INPUT (png, jpg, bmp) gives an image OUTPUT.
+
+    \b
+    Examples:
+      vidsr upscale samples/sample.mkv -o sample-x2.mkv
+      vidsr upscale in.mp4 -o out.mp4 --model vdsr --scale 3 --crf 16
+      cat in.mkv | vidsr upscale - -o - --format matroska > out.mkv
+      vidsr upscale photo.png -o photo-x2.png
+    """
+    from vidsr.image import is_image, upscale_image
+    from vidsr.pipeline import UpscaleJob, upscale_video
+
+    s = int(scale)
+    check_paths(input_path, output, overwrite)
+    if output == "-" and not fmt:
+        raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
+    if output != "-" and not fmt and not Path(output).suffix:
+        raise UsageError(f"{output}: no file extension to tell the container; add one or give --format")
+    start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError("--duration must be positive")
+    upscaler, engine = build_upscaler(model, s, device, precision, tile)
+    summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
+                               "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
+                               "device": device}
+    if input_path != "-" and is_image(input_path):
+        if output == "-" or not is_image(output):
+            raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
+        import time
+
+        t = time.perf_counter()
+        width, height = upscale_image(input_path, output, upscaler)
+        seconds = time.perf_counter() - t
+        summary |= {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
+                    "height": height}
+    else:
+        src = sys.stdin.buffer if input_path == "-" else input_path
+        dst = sys.stdout.buffer if output == "-" else output
+        progress = Progress(not quiet, f"{engine.id} x{s} {upscaler.runtime.name}/{upscaler.runtime.precision}")
+        job = UpscaleJob(src, dst, upscaler, input_format, fmt, EncodeOptions(codec, crf, preset, pix_fmt), batch,
+                         start_s, duration_s, not no_audio, not no_subtitles, progress.start, progress.frame)
+        try:
+            stats = upscale_video(job)
+        finally:
+            progress.stop()
+        summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3)}
+        if output == "-":
+            sys.stdout.buffer.flush()
+    if as_json:
+        emit_json(summary, to_stderr=output == "-")
+    elif not quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
+        click.echo(f"vidsr: {summary['frames']} frames -> {output} in {summary['seconds']:.1f} s "
+                   f"({summary['fps']:.2f} fps, {engine.id} x{s}, {summary['runtime']}/{summary['precision']})",
+                   err=True)

@@ -1,0 +1,66 @@
+"""Still images: the same models on a PNG/JPG/BMP, written to a temporary name and renamed on success."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from vidsr.errors import UsageError, VidsrError
+from vidsr.quality.imresize import imresize
+from vidsr.upscaler import Upscaler
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def is_image(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+# BT.601 studio-range YCbCr, the space the Y models were trained in (as the papers' MATLAB rgb2ycbcr).
+_TO_YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def upscale_image(src: str, dst: str, upscaler: Upscaler) -> tuple[int, int]:
+    """Returns the output (width, height)."""
+    if not Path(src).is_file():
+        raise UsageError(f"{src}: no such file")
+    img = cv2.imread(src, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise VidsrError(f"{src}: not an image OpenCV can read")
+    depth = 65535.0 if img.dtype == np.uint16 else 255.0
+    alpha = None
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.shape[2] == 4:
+        alpha = img[..., 3]
+        img = img[..., :3]
+    rgb = img[..., ::-1].astype(np.float64) / depth
+    s = upscaler.scale
+    if upscaler.arch.colour == "Y":
+        ycc = rgb @ _TO_YCC.T * 255.0 + _OFFSET  # 0..255 code values
+        y = torch.from_numpy((ycc[..., 0] / 255.0).astype(np.float32))[None, None]
+        y_sr = upscaler(y)[0, 0].double().numpy() * 255.0
+        cbcr = imresize(ycc[..., 1:], s)
+        out_ycc = np.concatenate([y_sr[..., None], cbcr], axis=2)
+        out = (out_ycc - _OFFSET) @ np.linalg.inv(_TO_YCC).T / 255.0
+    else:
+        x = torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32))[None]
+        out = upscaler(x)[0].double().numpy().transpose(1, 2, 0)
+    out = np.clip(np.round(out * depth), 0, depth).astype(img.dtype)[..., ::-1]
+    if alpha is not None:
+        a = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
+        out = np.concatenate([out, a[..., None]], axis=2)
+    final = Path(dst)
+    tmp = final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
+    try:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(out)):
+            raise VidsrError(f"{dst}: OpenCV cannot write this image format")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out.shape[1], out.shape[0]

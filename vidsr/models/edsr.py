@@ -1,0 +1,76 @@
+"""EDSR and MDSR (Lim et al. 2017): residual blocks without batch norm, in low-resolution space, pixel-shuffled up.
+
+EDSR-baseline is 16 blocks x 64 features with res-scale 1; EDSR full is 32 x 256 with res-scale 0.1. MDSR shares
+one body between scales and gives each scale its own head (pre-processing blocks) and tail (upsampler).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Mean of DIV2K in RGB [0, 1]: subtracting it centres the input, as the reference implementation does.
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, features: int, res_scale: float = 1.0, kernel: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv2d(features, features, kernel, padding=kernel // 2)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x))) * self.res_scale
+
+
+class Upsampler(nn.Sequential):
+    """x2 and x4 as one or two x2 pixel-shuffle steps, x3 as one x3 step."""
+
+    def __init__(self, scale: int, features: int):
+        steps = {2: [2], 3: [3], 4: [2, 2]}[scale]
+        layers: list[nn.Module] = []
+        for r in steps:
+            layers += [nn.Conv2d(features, features * r * r, 3, padding=1), nn.PixelShuffle(r)]
+        super().__init__(*layers)
+
+
+class EDSR(nn.Module):
+    def __init__(self, scale: int = 2, blocks: int = 16, features: int = 64, res_scale: float = 1.0,
+                 channels: int = 3):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.head = nn.Conv2d(channels, features, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)],
+                                  nn.Conv2d(features, features, 3, padding=1))
+        self.tail = nn.Sequential(Upsampler(scale, features), nn.Conv2d(features, channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x - self.mean)
+        x = x + self.body(x)
+        return self.tail(x) + self.mean
+
+
+class MDSR(nn.Module):
+    def __init__(self, scales: tuple[int, ...] = (2, 3, 4), blocks: int = 16, features: int = 64,
+                 res_scale: float = 1.0, channels: int = 3):
+        super().__init__()
+        self.scales = tuple(scales)
+        self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.head = nn.Conv2d(channels, features, 3, padding=1)
+        # Scale-specific pre-processing: two 5x5 residual blocks per scale, as in the paper.
+        self.pre = nn.ModuleDict({str(s): nn.Sequential(ResBlock(features, 1.0, 5), ResBlock(features, 1.0, 5))
+                                  for s in self.scales})
+        self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)],
+                                  nn.Conv2d(features, features, 3, padding=1))
+        self.up = nn.ModuleDict({str(s): Upsampler(s, features) for s in self.scales})
+        self.tail = nn.Conv2d(features, channels, 3, padding=1)
+        self.scale = self.scales[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The active scale is module state, not an argument, so that MDSR exports to ONNX with the same
+        # single-input signature as every other model.
+        key = str(self.scale)
+        x = self.pre[key](self.head(x - self.mean))
+        x = x + self.body(x)
+        return self.tail(self.up[key](x)) + self.mean

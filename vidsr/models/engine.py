@@ -1,0 +1,136 @@
+"""Shipped engines: ``engines/<id>/model.safetensors`` plus ``manifest.json``.
+
+The manifest says how to rebuild the network (architecture, config, scales), where the weights came from (recipe,
+data, steps, CPU-hours) and what they measure (the eval table). Weights load from safetensors only, never pickle,
+and only when their sha256 matches the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+from torch import nn
+
+from vidsr.errors import UsageError, VidsrError
+from vidsr.models.registry import Architecture, architecture
+
+WEIGHTS = "model.safetensors"
+MANIFEST = "manifest.json"
+
+
+def engines_dir() -> Path:
+    """``$VIDSR_ENGINES``, else the ``engines/`` folder beside the package (an editable install or a checkout)."""
+    env = os.environ.get("VIDSR_ENGINES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "engines"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Engine:
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.manifest["id"]
+
+    @property
+    def family(self) -> str:
+        """The name users type: ``edsr``, ``vdsr``, ``srcnn``, ``mdsr``."""
+        return self.manifest.get("family", self.manifest["arch"])
+
+    @property
+    def arch(self) -> Architecture:
+        return architecture(self.manifest["arch"])
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(self.manifest["scales"])
+
+    def build(self) -> nn.Module:
+        return self.arch.build(self.manifest.get("config", {}), self.scales)
+
+    def load(self, scale: int) -> nn.Module:
+        """The network with its verified weights, set to ``scale``, in eval mode."""
+        weights = self.path / WEIGHTS
+        if not weights.is_file():
+            raise VidsrError(f"engine {self.id}: {weights} is missing")
+        expected = self.manifest.get("weights_sha256")
+        actual = sha256_file(weights)
+        if expected != actual:
+            raise VidsrError(f"engine {self.id}: weights sha256 {actual[:12]}… does not match the manifest "
+                             f"({str(expected)[:12]}…); refusing to load")
+        model = self.build()
+        model.load_state_dict(load_file(str(weights)))
+        if hasattr(model, "scales"):
+            model.scale = scale
+        return model.eval()
+
+    def eval_psnr(self, dataset: str, scale: int) -> float | None:
+        row = self.manifest.get("eval", {}).get(dataset, {}).get(str(scale))
+        return None if row is None else row.get("psnr")
+
+
+def list_engines(root: Path | None = None) -> list[Engine]:
+    root = root or engines_dir()
+    found = []
+    for manifest in sorted(root.glob(f"*/{MANIFEST}")):
+        data = json.loads(manifest.read_text())
+        if (manifest.parent / WEIGHTS).is_file():
+            found.append(Engine(manifest.parent, data))
+    return found
+
+
+def find_engine(model: str, scale: int, root: Path | None = None) -> Engine:
+    """The engine for a family (``edsr``) or an engine id (``edsr-baseline-x2``) at ``scale``."""
+    engines = list_engines(root)
+    named = [e for e in engines if model in (e.id, e.family)]
+    if not named:
+        known = sorted({e.family for e in engines} | {e.id for e in engines})
+        raise UsageError(f"unknown model {model!r}; shipped: {', '.join(known) or 'none'}")
+    for engine in named:
+        if scale in engine.scales:
+            return engine
+    scales = sorted({s for e in named for s in e.scales})
+    raise UsageError(f"model {model!r} has no x{scale} engine; it ships scales {', '.join(map(str, scales))}")
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path / MANIFEST)
+
+
+def base_manifest(engine_id: str, family: str, preset: str, arch: str, config: dict[str, Any],
+                  scales: tuple[int, ...], model: nn.Module, weights_path: Path) -> dict[str, Any]:
+    """The fields every manifest has: how to rebuild the network and which weights belong to it."""
+    a = architecture(arch)
+    return {"id": engine_id, "family": family, "preset": preset, "arch": arch, "config": config,
+            "scales": list(scales), "colour": a.colour, "input_space": a.input_space,
+            "params": sum(p.numel() for p in model.parameters()), "weights_sha256": sha256_file(weights_path)}
+
+
+def save_engine(folder: Path, engine_id: str, family: str, preset: str, arch: str, config: dict[str, Any],
+                scales: tuple[int, ...], model: nn.Module, **extra: Any) -> Engine:
+    """Write weights and manifest for ``model`` (used by training and to make small engines in tests)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    manifest = base_manifest(engine_id, family, preset, arch, config, scales, model, weights) | extra
+    write_manifest(folder, manifest)
+    return Engine(folder, manifest)

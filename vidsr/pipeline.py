@@ -1,0 +1,238 @@
+"""reader -> [queue] -> super-resolve -> [queue] -> writer, each in its own thread.
+
+Memory is bounded by the queue sizes, never by the length of the video. A failure in any stage, or Ctrl-C/SIGTERM,
+cancels all of them; the output goes to a temporary name and is renamed only when everything succeeded, so a
+failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+import av
+
+from vidsr.errors import VidsrError
+from vidsr.stages import FrameUpscaler
+from vidsr.upscaler import Upscaler
+from vidsr.video.colour import tags_of, working_format
+from vidsr.video.reader import VideoReader
+from vidsr.video.writer import EncodeOptions, VideoWriter, temp_path_for
+
+_END = object()
+
+
+class Cancelled(Exception):
+    """Raised inside a stage when another stage failed or the user interrupted."""
+
+
+@dataclass
+class Channel:
+    """A bounded queue whose blocking calls give up when the run is cancelled."""
+
+    cancel: threading.Event
+    size: int
+    q: queue.Queue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.q = queue.Queue(maxsize=self.size)
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled
+            try:
+                item = self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            yield item
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def batched(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool]) -> Iterator[tuple[list, list]]:
+    """Groups frames into batches of ``size``; other items (copied packets) ride along after the batch they came
+    with, so nothing is reordered by more than one batch."""
+    frames: list = []
+    others: list = []
+    for item in items:
+        if is_frame(item):
+            frames.append(item)
+            if len(frames) == size:
+                yield frames, others
+                frames, others = [], []
+        elif frames:
+            others.append(item)
+        else:
+            yield [], [item]
+    if frames or others:
+        yield frames, others
+
+
+def run_threads(source: Iterable[Any], transform: Callable[[Iterable[Any]], Iterable[Any]],
+                sink: Callable[[Any], None], queue_size: int = 8) -> None:
+    """source -> transform -> sink, one thread each (the sink on the calling thread, where signals arrive).
+    The first exception anywhere cancels the others and is re-raised here."""
+    cancel = threading.Event()
+    q_in, q_out = Channel(cancel, queue_size), Channel(cancel, queue_size)
+    errors: list[BaseException] = []
+
+    def guard(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except Cancelled:
+                pass
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                errors.append(e)
+                cancel.set()
+        return run
+
+    def produce() -> None:
+        for item in source:
+            q_in.put(item)
+        q_in.put(_END)
+
+    def process() -> None:
+        for item in transform(q_in):
+            q_out.put(item)
+        q_out.put(_END)
+
+    threads = [threading.Thread(target=guard(f), name=n, daemon=True)
+               for f, n in ((produce, "vidsr-decode"), (process, "vidsr-infer"))]
+    for t in threads:
+        t.start()
+    try:
+        for item in q_out:
+            sink(item)
+    except Cancelled:
+        pass
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        if errors or not all(not t.is_alive() for t in threads):
+            cancel.set()
+        for t in threads:
+            t.join(timeout=30)
+    if errors:
+        raise errors[0]
+
+
+@dataclass
+class UpscaleJob:
+    src: str | BinaryIO
+    dst: str | BinaryIO  # a path, or a binary stream such as stdout
+    upscaler: Upscaler
+    in_format: str | None = None
+    out_format: str | None = None
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    batch: int = 1
+    start: float = 0.0
+    duration: float | None = None
+    copy_audio: bool = True
+    copy_subtitles: bool = True
+    on_start: Callable[[Any], None] | None = None  # called with the SourceInfo once the input is open
+    on_frame: Callable[[int], None] | None = None  # called with the running frame count
+
+
+def upscale_video(job: UpscaleJob) -> Stats:
+    stats = Stats()
+    t0 = time.perf_counter()
+    reader = VideoReader(job.src, job.in_format, job.start, job.duration, job.copy_audio, job.copy_subtitles)
+    info = reader.info
+    if job.on_start:
+        job.on_start(info)
+    items = reader.items()
+    held: list[Any] = []  # packets demuxed before the first frame, which tells the colour tags and layout
+    first = None
+    try:
+        for item in items:
+            if isinstance(item, av.VideoFrame):
+                first = item
+                break
+            held.append(item)
+    except BaseException:
+        reader.close()
+        raise
+    if first is None:
+        reader.close()
+        raise VidsrError(f"{reader.name}: no video frame could be decoded")
+    tags = tags_of(first, info.stream)
+    work_fmt = working_format(first.format.name)
+    out_fmt = job.encode.pix_fmt or work_fmt
+    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height)
+
+    final = Path(job.dst) if isinstance(job.dst, str) else None
+    tmp = None
+    if final is not None:
+        tmp = temp_path_for(final)
+    writer = None
+    try:
+        writer = VideoWriter(str(tmp) if tmp else job.dst, job.out_format, info, sr.out_w, sr.out_h, out_fmt, tags,
+                             job.encode)
+
+        def source() -> Iterator[Any]:
+            yield from held
+            yield first
+            yield from items
+
+        def transform(q: Iterable[Any]) -> Iterator[Any]:
+            for frames, others in batched(q, job.batch, lambda x: isinstance(x, av.VideoFrame)):
+                if frames:
+                    t = time.perf_counter()
+                    out = sr(frames)
+                    stats.stage_seconds["infer"] = stats.stage_seconds.get("infer", 0.0) + time.perf_counter() - t
+                    yield from out
+                yield from others
+
+        def sink(item: Any) -> None:
+            if isinstance(item, av.VideoFrame):
+                writer.write_frame(item)
+                stats.frames += 1
+                if job.on_frame:
+                    job.on_frame(stats.frames)
+            else:
+                writer.write_packet(item)
+
+        run_threads(source(), transform, sink, queue_size=max(4, 2 * job.batch))
+        writer.close()
+        writer = None
+        if tmp is not None:
+            os.replace(tmp, final)
+            tmp = None
+    finally:
+        if writer is not None:
+            writer.abort()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        reader.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats
+

@@ -1,0 +1,49 @@
+"""CPU facts that decide how we run torch: thread count, bf16 support and the allocator."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+@functools.lru_cache(maxsize=1)
+def tune_allocator() -> bool:
+    """Keep glibc malloc off its mmap path for big tensors.
+
+    Eager torch frees and re-allocates the same large activations every layer; with glibc's default thresholds each
+    one is a fresh mmap plus page faults, which measured 1.7x to 3x slower here. mallopt works in-process, so users
+    need not set MALLOC_MMAP_MAX_ themselves. Returns False where there is no glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_fast_bf16() -> bool:
+    """True where the CPU does bf16 dot products natively; elsewhere torch emulates bf16 and is far slower than fp32
+    (measured on a Zen 3 with AVX2 only: 13 GFLOP/s bf16 against 115 GFLOP/s fp32)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,135 @@
+"""Training pairs: degraded once, cached, then cropped into random patches each step.
+
+Every image of the train folders is modcropped and downscaled with MATLAB bicubic once per scale, exactly as
+evaluation degrades its inputs; the pairs are cached on disk (keyed by the data's hash) so that a resumed chunk
+starts in seconds. A step only crops, flips and rotates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidsr.quality.imresize import imresize
+from vidsr.quality.metrics import modcrop, rgb_to_y
+
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def image_files(folders: list[Path]) -> list[Path]:
+    files = sorted(p for d in folders for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images under {', '.join(map(str, folders))}")
+    return files
+
+
+def data_hash(files: list[Path]) -> str:
+    """sha256 over the sorted (name, content hash) list: it names exactly which training data a model saw."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def read_rgb(path: Path, keep_grey: bool = False) -> np.ndarray:
+    """uint8 HxWx3 RGB. Greyscale images are replicated to three channels, or with ``keep_grey`` stay HxW."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    if img.dtype != np.uint8:
+        img = (img / 257).round().astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
+    if img.ndim == 2:
+        return img if keep_grey else np.repeat(img[..., None], 3, axis=2)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class Pairs:
+    """LR/HR pairs of one scale. Y models get float32 Y planes in [0, 1], the LR one already bicubic-upscaled to
+    the HR size; RGB models get uint8 RGB."""
+
+    scale: int
+    lr: list[np.ndarray]
+    hr: list[np.ndarray]
+
+
+def degrade(hr_rgb: np.ndarray, scale: int, colour: str) -> tuple[np.ndarray, np.ndarray]:
+    hr_rgb = modcrop(hr_rgb, scale)
+    lr_rgb = imresize(hr_rgb, 1 / scale)
+    if colour == "RGB":
+        return lr_rgb, hr_rgb
+    # A video decoder hands us an 8-bit Y plane, so the network sees rounded LR luma, upscaled in float.
+    lr_y = rgb_to_y(lr_rgb) / 255.0
+    up = imresize(lr_y, size=hr_rgb.shape[:2]).astype(np.float32)
+    return up, (rgb_to_y(hr_rgb) / 255.0).astype(np.float32)
+
+
+def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | None) -> Pairs:
+    key = f"{data_hash(files)[:16]}-x{scale}-{colour}"
+    cache = cache_dir / f"pairs-{key}.npz" if cache_dir else None
+    if cache and cache.is_file():
+        with np.load(cache) as z:
+            n = int(z["n"])
+            return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{i}"] for i in range(n)])
+    lr, hr = zip(*(degrade(read_rgb(f), scale, colour) for f in files))
+    pairs = Pairs(scale, list(lr), list(hr))
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        arrays = {f"lr{i}": a for i, a in enumerate(pairs.lr)} | {f"hr{i}": a for i, a in enumerate(pairs.hr)}
+        np.savez(tmp, n=len(files), **arrays)
+        tmp.replace(cache)
+    return pairs
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an HxW(xC) array."""
+    if k & 4:
+        a = a[:, ::-1]
+    return np.rot90(a, k & 3)
+
+
+def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: bool, augment: bool,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    """One batch of (input, target) patches as float32 NCHW in [0, 1], plus its scale.
+
+    ``patch`` is the LR patch side for LR-space models (EDSR) and the HR side for HR-space ones (VDSR). For
+    multi-scale models one scale is drawn per batch, since MDSR routes a whole batch through one head.
+    """
+    pairs = pairs_by_scale[rng.integers(len(pairs_by_scale))]
+    s = pairs.scale
+    src = pairs.lr if lr_space else pairs.hr
+    # A few T91 images are smaller than a patch at x4 (LR side 19 px): they are never drawn.
+    eligible = [i for i, a in enumerate(src) if min(a.shape[:2]) >= patch]
+    xs, ys = [], []
+    for _ in range(batch):
+        i = eligible[rng.integers(len(eligible))]
+        lr, hr = pairs.lr[i], pairs.hr[i]
+        if lr_space:
+            h, w = lr.shape[:2]
+            top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
+            x = lr[top:top + patch, left:left + patch]
+            y = hr[top * s:(top + patch) * s, left * s:(left + patch) * s]
+        else:
+            h, w = hr.shape[:2]
+            top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
+            x = lr[top:top + patch, left:left + patch]
+            y = hr[top:top + patch, left:left + patch]
+        k = int(rng.integers(8)) if augment else 0
+        xs.append(_dihedral(x, k))
+        ys.append(_dihedral(y, k))
+    return _to_nchw(xs), _to_nchw(ys), s
+
+
+def _to_nchw(patches: list[np.ndarray]) -> np.ndarray:
+    a = np.stack(patches)
+    if a.ndim == 3:
+        a = a[:, None]
+    else:
+        a = a.transpose(0, 3, 1, 2)
+    a = a.astype(np.float32)
+    return a / 255.0 if patches[0].dtype == np.uint8 else np.ascontiguousarray(a)

@@ -1,0 +1,216 @@
+"""The training loop: plain, resumable in chunks, and honest about what it cost.
+
+Every random choice of step k comes from a generator seeded by (seed, k), and the learning rate is a function of
+k, so a run cut into ``--max-minutes`` chunks sees exactly the data and schedule of an uninterrupted one. A chunk
+ends with a checkpoint: weights (safetensors), optimizer moments (safetensors, kept out of git) and a small JSON
+state with the step, CPU time, RNG state and the validation curve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from vidsr.models.engine import WEIGHTS, base_manifest, engines_dir, write_manifest
+from vidsr.models.registry import architecture
+from vidsr.quality.evaluate import evaluate_images, load_set
+from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
+from vidsr.runtime.torch_rt import TorchRuntime
+from vidsr.train.data import data_hash, image_files, load_pairs, sample_batch
+from vidsr.train.recipe import Recipe
+from vidsr.upscaler import Upscaler
+
+STATE = "train_state.json"
+OPTIMIZER = "optimizer.safetensors"  # Adam moments: large, so never committed
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    sd = opt.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, st in sd["state"].items() for k, v in st.items()
+               if isinstance(v, torch.Tensor)}
+    save_file(tensors, str(path))
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    flat = load_file(str(path))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = value
+    sd = opt.state_dict()
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int) -> dict:
+    arch = architecture(recipe.arch)
+    if hasattr(model, "scales"):
+        model.scale = scale
+    up = Upscaler(arch, scale, TorchRuntime(model, "cpu", "fp32"))
+    result = evaluate_images(up, arch.colour, images, scale)
+    model.train()
+    return result
+
+
+def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
+          max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
+          val_sets: tuple[str, ...] = ("test/Set5", "test/Set14")) -> dict:
+    """Run (or continue) ``recipe`` until its last step, ``max_minutes`` of wall time, or ``max_steps`` more steps.
+    Returns the state written."""
+    tune_allocator()
+    torch.set_num_threads(default_threads())
+    out = out or engines_dir() / recipe.id
+    out.mkdir(parents=True, exist_ok=True)
+    arch = architecture(recipe.arch)
+    files = image_files([data_root / d for d in recipe.train_dirs])
+    dhash = data_hash(files)
+
+    torch.manual_seed(recipe.seed)
+    model = arch.build(recipe.config, recipe.scales)
+    state = {"step": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "curve": [], "recipe_sha256": recipe.sha256,
+             "seed": recipe.seed}
+    params = list(model.parameters())
+    if recipe.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
+                                                      weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+    state_path = out / STATE
+    if resume and state_path.is_file():
+        state = json.loads(state_path.read_text())
+        if state.get("recipe_sha256") != recipe.sha256:
+            log(f"note: {recipe.path} changed since step {state['step']}; resuming with the new recipe")
+        model.load_state_dict(load_file(str(out / WEIGHTS)))
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        if (out / OPTIMIZER).is_file():
+            _load_optimizer(opt, out / OPTIMIZER)
+            log(f"resumed at step {state['step']} with optimizer moments")
+        else:
+            state["moments_reset_at"] = state.get("moments_reset_at", []) + [state["step"]]
+            log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
+    elif recipe.init_from:
+        src = load_file(str(engines_dir() / recipe.init_from / WEIGHTS))
+        own = model.state_dict()
+        # The body transfers between scales; the upsampler's shapes differ and are skipped.
+        shared = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(shared, strict=False)
+        log(f"initialised {len(shared)}/{len(own)} tensors from {recipe.init_from}")
+
+    bf16 = has_fast_bf16()
+    model = model.to(memory_format=torch.channels_last).train()
+    cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
+    pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
+    val_images = load_set(data_root / val_sets[0])
+    loss_fn = torch.nn.L1Loss() if recipe.loss == "l1" else torch.nn.MSELoss()
+
+    start_wall, start_cpu = time.time(), time.process_time()
+    deadline = start_wall + max_minutes * 60 if max_minutes else float("inf")
+    stop_step = min(recipe.steps, state["step"] + max_steps) if max_steps else recipe.steps
+    base_cpu, base_wall = state["cpu_seconds"], state["wall_seconds"]
+    running = 0.0
+
+    def checkpoint() -> None:
+        state["cpu_seconds"] = base_cpu + time.process_time() - start_cpu
+        state["wall_seconds"] = base_wall + time.time() - start_wall
+        state["torch_rng"] = torch.get_rng_state().tolist()
+        save_file(_weights(model), str(out / (WEIGHTS + ".tmp")))
+        os.replace(out / (WEIGHTS + ".tmp"), out / WEIGHTS)
+        _save_optimizer(opt, out / (OPTIMIZER + ".tmp"))
+        os.replace(out / (OPTIMIZER + ".tmp"), out / OPTIMIZER)
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1) + "\n")
+        os.replace(tmp, state_path)
+
+    while state["step"] < stop_step and time.time() < deadline:
+        step = state["step"]
+        rng = np.random.default_rng([recipe.seed, step])
+        x, y, scale = sample_batch(pairs, recipe.batch, recipe.patch, arch.input_space == "LR", recipe.augment, rng)
+        if hasattr(model, "scales"):
+            model.scale = scale
+        lr = recipe.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(y).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pred = model(x)
+        loss = loss_fn(pred.float(), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.clip_theta:
+            torch.nn.utils.clip_grad_value_(params, recipe.clip_theta / lr)
+        opt.step()
+        state["step"] = step + 1
+        running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+        if state["step"] % 20 == 0:
+            cpu_h = (base_cpu + time.process_time() - start_cpu) / 3600
+            log(f"step {state['step']}/{recipe.steps} loss {running:.5f} lr {lr:.2e} cpu_h {cpu_h:.3f}")
+        if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
+            point = {"step": state["step"], "cpu_hours": round((base_cpu + time.process_time() - start_cpu) / 3600, 4)}
+            for s in recipe.scales:
+                point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s)["psnr"], 3)
+            state["curve"].append(point)
+            log(f"val {val_sets[0]} {point}")
+        if state["step"] % recipe.checkpoint_every == 0:
+            checkpoint()
+    checkpoint()
+    write_engine_manifest(recipe, out, state, dhash, data_root, val_sets, bf16, log)
+    return state
+
+
+def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, data_root: Path,
+                          val_sets: tuple[str, ...], bf16: bool, log: Callable[[str], None]) -> dict:
+    """The manifest of the weights just written, with the eval table on every validation set and scale."""
+    model = architecture(recipe.arch).build(recipe.config, recipe.scales)
+    model.load_state_dict(load_file(str(out / WEIGHTS)))
+    table: dict[str, dict[str, dict]] = {}
+    for vs in val_sets:
+        images = load_set(data_root / vs)
+        name = Path(vs).name
+        for s in recipe.scales:
+            r = evaluate_model(model, recipe, images, s)
+            table.setdefault(name, {})[str(s)] = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+            log(f"eval {name} x{s}: {r['psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})")
+    try:
+        recipe_rel = str(recipe.path.resolve().relative_to(Path(__file__).resolve().parents[2]))
+    except ValueError:
+        recipe_rel = str(recipe.path)
+    manifest = base_manifest(recipe.id, recipe.family, recipe.preset, recipe.arch, recipe.config, recipe.scales,
+                             model, out / WEIGHTS) | {
+        "recipe": recipe_rel,
+        "recipe_sha256": recipe.sha256,
+        "data_manifest_sha256": dhash,
+        "training": {
+            "steps": state["step"],
+            "target_steps": recipe.steps,
+            "complete": state["step"] >= recipe.steps,
+            "cpu_hours": round(state["cpu_seconds"] / 3600, 3),
+            "cpu_seconds": round(state["cpu_seconds"], 1),
+            "wall_hours": round(state["wall_seconds"] / 3600, 3),
+            "precision": "bf16 autocast" if bf16 else "fp32",
+            "machine": f"{platform.machine()} {platform.processor() or ''} {default_threads()} threads".strip(),
+            "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
+                                 "moments_reset_at)",
+            "moments_reset_at": state.get("moments_reset_at", []),
+        },
+        "curve": state["curve"],
+        "eval": table,
+        "eval_command": f"vidsr eval --model {recipe.id} --scale S ../shared/data/test/Set5 ../shared/data/test/Set14",
+    }
+    write_manifest(out, manifest)
+    return manifest

@@ -1,0 +1,81 @@
+"""Training recipes: one TOML file says everything a run needs, and its hash goes into the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidsr.models.registry import PRESETS, architecture
+
+
+@dataclass
+class Recipe:
+    path: Path
+    sha256: str
+    id: str  # engine id, and the folder name under engines/
+    family: str  # the --model name users type
+    preset: str
+    arch: str
+    config: dict[str, Any]
+    scales: tuple[int, ...]
+    train_dirs: list[str]
+    val_dir: str
+    patch: int
+    batch: int
+    steps: int
+    loss: str = "l1"
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # "cosine" or "step"
+    warmup: int = 0
+    decay_every: int = 0  # "step" schedule: multiply lr by decay_factor every decay_every steps
+    decay_factor: float = 0.5
+    min_lr_ratio: float = 0.01
+    clip_theta: float = 0.0  # VDSR's adjustable clipping: gradients clipped to +-theta/lr
+    augment: bool = True
+    seed: int = 0
+    init_from: str = ""  # engine id whose body initialises this one (EDSR x3/x4 from x2)
+    eval_every: int = 500
+    checkpoint_every: int = 100
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step``: a pure function of the step, so that a resumed run follows the same
+        schedule as an uninterrupted one."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.schedule == "step":
+            return self.lr * self.decay_factor ** (step // self.decay_every if self.decay_every else 0)
+        t = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    raw = path.read_bytes()
+    data = tomllib.loads(raw.decode())
+    model, d, t = data.get("model", {}), data.get("data", {}), data.get("train", {})
+    preset = model["preset"]
+    arch, config = PRESETS[preset]
+    architecture(arch)  # fail early on a typo
+    config = config | model.get("config", {})
+    known = set(Recipe.__dataclass_fields__)
+    extra = {k: v for k, v in t.items() if k not in known}
+    if extra:
+        raise ValueError(f"{path}: unknown [train] keys {sorted(extra)}")
+    if "betas" in t:
+        t["betas"] = tuple(t["betas"])
+    return Recipe(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
+                  family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
+                  config=config, scales=tuple(model["scales"]), train_dirs=list(d.get("train", ["train/T91",
+                  "train/BSD200"])), val_dir=d.get("val", "test/Set5"), patch=d["patch"],
+                  augment=d.get("augment", True), notes=data.get("notes", ""), **t)

@@ -1,0 +1,78 @@
+"""From a low-resolution tensor to a high-resolution one, whatever the architecture and backend.
+
+The descriptor decides the input space: HR-space models (SRCNN, VDSR) get the MATLAB-bicubic upscale they were
+trained on first; LR-space models (EDSR, MDSR) get the frame as it is. Large frames are cut into overlapping tiles
+so that memory stays bounded; the overlap is cut away, not blended, so that tiles agree with a whole-frame run
+except for the far edge of the receptive field.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from vidsr.models.registry import Architecture
+from vidsr.quality.imresize import resize_matrix
+
+
+class Runtime(Protocol):
+    name: str
+    precision: str
+
+    def run(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@functools.lru_cache(maxsize=16)
+def _matrix(n: int, scale: int, dtype: torch.dtype, device: str) -> torch.Tensor:
+    return torch.tensor(resize_matrix(n, n * scale, float(scale)), dtype=dtype, device=device)
+
+
+def bicubic_up(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB bicubic upscale of an NCHW float tensor, as two matrix products (exact, and cheap next to a CNN).
+    The matrices are built once per frame size, not per frame."""
+    h, w = x.shape[-2:]
+    mh = _matrix(h, scale, x.dtype, str(x.device))
+    mw = _matrix(w, scale, x.dtype, str(x.device))
+    return mh @ x @ mw.T
+
+
+@dataclass
+class Upscaler:
+    arch: Architecture
+    scale: int
+    runtime: Runtime
+    tile: int = 0  # tile side in the network's input space; 0 = whole frames
+    overlap: int = 16
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """NCHW float32 in [0, 1] at LR size -> NCHW float32 in [0, 1] at HR size."""
+        if self.arch.input_space == "HR":
+            x = bicubic_up(x, self.scale)
+            out_scale = 1
+        else:
+            out_scale = self.scale
+        if self.tile and max(x.shape[-2:]) > self.tile:
+            y = self._tiled(x, out_scale)
+        else:
+            y = self.runtime.run(x)
+        return y.clamp_(0.0, 1.0)
+
+    def _tiled(self, x: torch.Tensor, s: int) -> torch.Tensor:
+        n, c, h, w = x.shape
+        t, o = self.tile, min(self.overlap, self.tile // 4)
+        step = t - 2 * o
+        out = torch.empty(n, c, h * s, w * s, dtype=x.dtype, device=x.device)
+        for top in range(0, h, step):
+            for left in range(0, w, step):
+                # The tile reads o pixels of context on each side, clipped at the frame edge.
+                y0, x0 = max(top - o, 0), max(left - o, 0)
+                y1, x1 = min(top + step + o, h), min(left + step + o, w)
+                part = self.runtime.run(x[..., y0:y1, x0:x1])
+                bottom, right = min(top + step, h), min(left + step, w)
+                out[..., top * s:bottom * s, left * s:right * s] = part[
+                    ..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
+        return out

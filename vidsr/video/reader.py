@@ -1,0 +1,170 @@
+"""Demux and decode with PyAV. Video comes out as decoded frames; audio and subtitles as their original packets,
+so that the writer can copy them bit for bit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import BinaryIO, Iterator
+
+import av
+
+from vidsr.errors import UsageError, VidsrError
+
+# Containers whose payload is one raw or still image rather than a stream we can copy alongside.
+COPYABLE = ("audio", "subtitle")
+
+
+@dataclass
+class SourceInfo:
+    width: int
+    height: int
+    pix_fmt: str
+    time_base: Fraction
+    rate: Fraction | None
+    frames: int  # 0 when the container does not say
+    duration: float | None  # seconds
+    codec: str
+    format: str
+    copied: list[av.stream.Stream] = field(default_factory=list)
+    stream: av.video.stream.VideoStream | None = None
+
+
+def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.InputContainer:
+    """Open a file path or a binary stream; PyAV and FFmpeg errors become one clear sentence."""
+    name = src if isinstance(src, str) else "<stdin>"
+    try:
+        return av.open(src, mode="r", format=fmt)
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory") from None
+    except PermissionError:
+        raise UsageError(f"{name}: permission denied") from None
+    except av.error.InvalidDataError:
+        raise VidsrError(f"{name}: not a media file FFmpeg can read (invalid data)") from None
+    except av.error.EOFError:
+        raise VidsrError(f"{name}: empty or truncated before any stream header") from None
+    except (av.error.FFmpegError, ValueError) as e:
+        raise VidsrError(f"{name}: cannot open: {e}") from None
+
+
+def video_duration(stream: av.video.stream.VideoStream) -> float | None:
+    """The video stream's own duration in seconds: from the stream, or Matroska's DURATION tag."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
+class VideoReader:
+    """Yields the video stream's decoded frames and the other streams' packets, in demux order.
+
+    ``start``/``duration`` (seconds) cut the input; timestamps are shifted so that the cut starts at 0, for frames
+    and copied packets alike, which keeps audio in sync.
+    """
+
+    def __init__(self, src: str | BinaryIO, fmt: str | None = None, start: float = 0.0,
+                 duration: float | None = None, copy_audio: bool = True, copy_subtitles: bool = True,
+                 threads: int = 0):
+        self.name = src if isinstance(src, str) else "<stdin>"
+        self.container = open_input(src, fmt)
+        videos = self.container.streams.video
+        if not videos:
+            kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+            self.container.close()
+            raise VidsrError(f"{self.name}: has no video stream (found: {', '.join(kinds)})")
+        self.stream = videos[0]
+        cc = self.stream.codec_context
+        if threads:
+            cc.thread_count = threads
+        cc.thread_type = "AUTO"
+        kinds = (("audio",) if copy_audio else ()) + (("subtitle",) if copy_subtitles else ())
+        self.copied = [s for s in self.container.streams if s.type in kinds]
+        self.start, self.duration = start, duration
+        if not cc.width or not cc.height:
+            raise VidsrError(f"{self.name}: video stream has no frame size (corrupt header?)")
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        frames = int(self.stream.frames or 0)
+        dur = video_duration(self.stream)
+        # What the header promises for the video stream itself, to tell a truncated file from a short one.
+        self.declared_end = dur
+        if dur is None and self.container.duration and not self.copied:
+            dur = self.container.duration / av.time_base
+        if not frames and dur and rate:
+            frames = int(round(dur * float(rate)))
+        if duration is not None and rate:
+            frames = min(frames or 1 << 30, int(round(duration * float(rate))))
+        self.info = SourceInfo(cc.width, cc.height, cc.format.name if cc.format else "yuv420p",
+                               self.stream.time_base or Fraction(1, 1000), rate, frames, dur, cc.name,
+                               self.container.format.name, self.copied, self.stream)
+
+    def _offset(self, stream: av.stream.Stream) -> int:
+        return int(round(self.start / stream.time_base)) if self.start and stream.time_base else 0
+
+    def items(self) -> Iterator[av.VideoFrame | av.Packet]:
+        """Decoded video frames (with pts set) interleaved with the copied streams' packets."""
+        if self.start:
+            try:
+                self.container.seek(int(self.start * av.time_base), backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                pass  # not seekable (a pipe): we decode from the start and drop what comes before
+        end = self.start + self.duration if self.duration is not None else None
+        vtb = self.stream.time_base or Fraction(1, 1000)
+        voff = self._offset(self.stream)
+        index, last_t = 0, 0.0
+        rate = self.info.rate or Fraction(25)
+        streams = [self.stream, *self.copied]
+        try:
+            for packet in self.container.demux(streams):
+                if packet.stream.type != "video":
+                    if packet.pts is None and packet.dts is None:
+                        continue  # an empty flush packet
+                    t = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+                    # Without --start, keep everything: AAC's priming packet has a negative timestamp.
+                    if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
+                        continue
+                    off = self._offset(packet.stream)
+                    if off:
+                        packet.pts = None if packet.pts is None else packet.pts - off
+                        packet.dts = None if packet.dts is None else packet.dts - off
+                    yield packet
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        # Raw streams carry no timestamps: number the frames at the stream's rate.
+                        frame.pts = int(round(index / rate / vtb))
+                    t = float(frame.pts * vtb)
+                    if t < self.start - 1e-6:
+                        continue
+                    if end is not None and t >= end - 1e-6:
+                        return
+                    last_t = t
+                    frame.pts -= voff
+                    frame.time_base = vtb
+                    index += 1
+                    yield frame
+        except av.error.InvalidDataError as e:
+            raise VidsrError(f"{self.name}: corrupt or truncated data after {index} frames ({e})") from None
+        if index == 0:
+            raise VidsrError(f"{self.name}: no video frame could be decoded (corrupt or truncated file?)")
+        self._check_complete(last_t, index, rate, end)
+
+    def _check_complete(self, last_t: float, frames: int, rate: Fraction, end: float | None) -> None:
+        """FFmpeg decodes a cut-off file without complaint; compare what we got with what the header promised."""
+        if self.declared_end is None or end is not None:
+            return
+        frame_time = 1 / float(rate) if rate else 0.04
+        got = last_t + frame_time
+        if got < self.declared_end - max(0.5, 3 * frame_time):
+            raise VidsrError(f"{self.name}: truncated: decoded {got:.2f} s ({frames} frames) of the "
+                             f"{self.declared_end:.2f} s its header declares")
+
+    def close(self) -> None:
+        self.container.close()

@@ -1,0 +1,131 @@
+"""Encode the upscaled video, copy audio/subtitle packets untouched, and mux: to a temporary name that is renamed
+only on success, or to a stream (stdout)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+
+from vidsr.errors import UsageError, VidsrError
+from vidsr.video.colour import ColourTags
+from vidsr.video.reader import SourceInfo
+
+# Encoders whose quality knob is -crf and speed knob -preset.
+_CRF_ENCODERS = {"libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9"}
+_PRESET_ENCODERS = {"libx264", "libx265", "libsvtav1"}
+
+
+@dataclass
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str | None = None  # None: the source's working format
+
+
+def temp_path_for(final: Path) -> Path:
+    """A hidden temporary name beside ``final`` (same folder, so the rename is atomic) with the same extension,
+    so that FFmpeg picks the same container."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class VideoWriter:
+    def __init__(self, dst: str | BinaryIO, fmt: str | None, src: SourceInfo, width: int, height: int,
+                 pix_fmt: str, tags: ColourTags, options: EncodeOptions):
+        name = dst if isinstance(dst, str) else "<stdout>"
+        try:
+            self.container = av.open(dst, mode="w", format=fmt)
+        except ValueError as e:
+            raise UsageError(f"{name}: unknown output format ({e})") from None
+        except av.error.FFmpegError as e:
+            raise VidsrError(f"{name}: cannot create output: {e}") from None
+        try:
+            self._add_video(src, width, height, pix_fmt, tags, options)
+            self.copies: dict[int, av.stream.Stream] = {}
+            for s in src.copied:
+                try:
+                    self.copies[s.index] = self.container.add_stream_from_template(s)
+                except (ValueError, av.error.FFmpegError) as e:
+                    raise UsageError(f"cannot copy {s.type} stream #{s.index} ({s.codec_context.name}) into "
+                                     f"{self.container.format.name}: {e}; choose another container or "
+                                     "--no-audio") from None
+        except BaseException:
+            self.container.close()
+            raise
+        self.frames = 0
+
+    def _add_video(self, src: SourceInfo, width: int, height: int, pix_fmt: str, tags: ColourTags,
+                   o: EncodeOptions) -> None:
+        try:
+            codec = av.codec.Codec(o.codec, "w")
+        except (av.error.FFmpegError, ValueError):
+            raise UsageError(f"unknown encoder {o.codec!r}") from None
+        if codec.type != "video":
+            raise UsageError(f"{o.codec!r} is not a video encoder")
+        supported = [f.name for f in (codec.video_formats or [])]
+        if supported and pix_fmt not in supported:
+            raise UsageError(f"encoder {o.codec} cannot take pixel format {pix_fmt} (it takes: "
+                             f"{', '.join(supported[:12])}); choose --pix-fmt or --codec")
+        if pix_fmt.startswith(("yuv420", "yuv422", "nv12")) and (width % 2 or (pix_fmt.startswith("yuv420")
+                                                                               and height % 2)):
+            raise UsageError(f"output size {width}x{height} is odd, which {pix_fmt} cannot hold; use "
+                             "--pix-fmt yuv444p or an input with even sides")
+        rate = src.rate or Fraction(25)
+        stream = self.container.add_stream(o.codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        # The source's time base, so that every frame keeps its exact presentation time (VFR stays VFR).
+        stream.time_base = src.time_base
+        cc = stream.codec_context
+        cc.time_base = src.time_base
+        cc.framerate = rate
+        cc.color_range = tags.range
+        cc.colorspace = tags.matrix
+        cc.color_primaries = tags.primaries
+        cc.color_trc = tags.transfer
+        opts = {}
+        if o.crf is not None and o.codec in _CRF_ENCODERS:
+            opts["crf"] = str(o.crf)
+        if o.preset and o.codec in _PRESET_ENCODERS:
+            opts["preset"] = o.preset
+        if o.codec in ("libx264", "libx265"):
+            # Let x264 honour arbitrary timestamps rather than assume constant rate.
+            opts["x264-params" if o.codec == "libx264" else "x265-params"] = "log-level=error" \
+                if o.codec == "libx265" else "force-cfr=0"
+        stream.options = opts
+        self.video = stream
+        self.tags = tags
+
+    def write_frame(self, frame: av.VideoFrame) -> None:
+        t = self.tags
+        frame.color_range, frame.colorspace = t.range, t.matrix
+        frame.color_primaries, frame.color_trc = t.primaries, t.transfer
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def write_packet(self, packet: av.Packet) -> None:
+        out = self.copies.get(packet.stream.index)
+        if out is None:
+            return
+        packet.stream = out
+        self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the container (writes the index/trailer)."""
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - already failing; the temporary file is removed by the caller
+            pass
