@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from media import make_engines
 
 REPO = Path(__file__).resolve().parents[1]

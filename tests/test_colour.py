@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidsr.video.colour import (ColourTags, frame_from_planes, planes_of, rgb_to_yuv, tags_of, working_format,
-                                yuv_to_rgb)
+from vidsr.video.colour import ColourTags, frame_from_planes, planes_of, rgb_to_yuv, tags_of, working_format, yuv_to_rgb
 
 BT709, BT601, BT2020 = 1, 6, 9
 TV, PC = 1, 2

@@ -8,7 +8,6 @@ import sys
 import time
 from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -20,7 +19,7 @@ from vidsr.models.registry import ARCHITECTURES
 from vidsr.pipeline import UpscaleJob, upscale_video
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler, bicubic_up
-from vidsr.video.colour import ColourTags, frame_from_planes, planes_of, rgb_to_yuv, yuv_to_rgb
+from vidsr.video.colour import ColourTags, frame_from_planes, planes_of, resize_plane, rgb_to_yuv, yuv_to_rgb
 
 VFR = [0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480]
 
@@ -103,7 +102,9 @@ def test_y_models_work_on_the_decoded_y_plane(vidsr, tmp_path, engines, pix_fmt)
         expected = (bicubic_up(x, 2).clamp(0, 1) * scale).round()[0, 0].numpy()
         # No RGB round trip: the output Y is the bicubic of the decoded Y, to the code value.
         assert np.abs(y2.astype(np.float64) - expected).max() <= 1
-        assert u2.shape == (u.shape[0] * 2, u.shape[1] * 2)
+        # Chroma is upscaled bicubic from the decoded planes, nothing else touches it.
+        for c, c2 in ((u, u2), (v, v2)):
+            assert np.array_equal(c2, resize_plane(c, c.shape[1] * 2, c.shape[0] * 2))
 
 
 class Recorder(torch.nn.Module):
@@ -148,7 +149,6 @@ def test_ten_bit_rgb_path_with_x264(vidsr, tmp_path):
 
 def test_image_in_image_out(vidsr, tmp_path):
     import cv2
-
     from media import scene
 
     cv2.imwrite(str(tmp_path / "in.png"), scene(0, 30, 20))
@@ -221,3 +221,24 @@ def test_help_has_examples(vidsr):
 
 def test_engine_lookup_is_what_the_cli_uses(engines):
     assert find_engine("mdsr", 3, engines).load(3).scale == 3
+
+
+@pytest.mark.parametrize("arch", ["vdsr", "edsr"])
+def test_tiles_agree_with_whole_frames(engines, arch):
+    from vidsr.runtime.torch_rt import TorchRuntime
+
+    engine = find_engine(arch, 2, engines)
+    rt = TorchRuntime(engine.load(2), "cpu", "fp32")
+    x = torch.rand(1, engine.arch.channels, 45, 70)
+    whole = Upscaler(engine.arch, 2, rt)(x)
+    # The tiny nets see only a few pixels around each output, less than the overlap: tiles are exact.
+    tiled = Upscaler(engine.arch, 2, rt, tile=32, overlap=8)(x)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+    auto = Upscaler(engine.arch, 2, rt, features=8, memory_budget=3 * 4 * 8 * 40 * 40)
+    assert 0 < auto.auto_tile(1, 140, 90) and torch.allclose(auto(x), whole, atol=1e-5)
+
+
+def test_no_audio_drops_only_audio(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=4, subtitles=True)
+    vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--no-audio", check=0)
+    assert probe(tmp_path / "out.mkv")["streams"] == ["video", "subtitle"]

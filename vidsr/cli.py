@@ -6,11 +6,9 @@ fails. ``vidsr --debug ...`` shows the traceback instead.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 import click

@@ -14,8 +14,18 @@ import numpy as np
 import torch
 
 from vidsr.upscaler import Upscaler
-from vidsr.video.colour import (PLANAR, ColourTags, chroma_size, frame_from_planes, luma_scale, planes_of,
-                                resize_plane, rgb_to_yuv, to_code, yuv_to_rgb)
+from vidsr.video.colour import (
+    PLANAR,
+    ColourTags,
+    chroma_size,
+    frame_from_planes,
+    luma_scale,
+    planes_of,
+    resize_plane,
+    rgb_to_yuv,
+    to_code,
+    yuv_to_rgb,
+)
 
 
 def bits_of(fmt: str) -> int:

@@ -44,7 +44,8 @@ def build_upscaler(model: str, scale: int, device: str, precision: str, tile: in
         runtime = TorchRuntime(engine.load(scale), device, precision)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return Upscaler(engine.arch, scale, runtime, tile=tile), engine
+    features = int(engine.manifest.get("config", {}).get("features", 64))
+    return Upscaler(engine.arch, scale, runtime, tile=tile, features=features), engine
 
 
 def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:

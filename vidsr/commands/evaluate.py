@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -50,4 +51,4 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, device: str,
     for name, r in results.items():
         table.add_row(name, str(r["images"]), "Bicubic", f"{r['bicubic_psnr']:.2f}", f"{r['bicubic_ssim']:.4f}")
         table.add_row("", "", engine.id, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}")
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 import torch
 from rich.console import Console
@@ -64,4 +66,4 @@ def models(as_json: bool) -> None:
 
         table.add_row(r["model"], r["engine"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
                       f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["steps"]), f(r["cpu_hours"]))
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)

@@ -7,8 +7,9 @@ network upsamples itself, as EDSR and MDSR do).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

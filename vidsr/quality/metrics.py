@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:

@@ -3,9 +3,10 @@ so that the writer can copy them bit for bit."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import av
 
