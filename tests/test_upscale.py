@@ -242,3 +242,27 @@ def test_no_audio_drops_only_audio(vidsr, tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=4, subtitles=True)
     vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--no-audio", check=0)
     assert probe(tmp_path / "out.mkv")["streams"] == ["video", "subtitle"]
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_transforms(engines):
+    from vidsr.runtime.torch_rt import TorchRuntime
+
+    engine = find_engine("edsr", 2, engines)
+    rt = TorchRuntime(engine.load(2), "cpu", "fp32")
+    x = torch.rand(1, 3, 12, 17)
+    plain = Upscaler(engine.arch, 2, rt)
+    ens = Upscaler(engine.arch, 2, rt, ensemble=True)(x)
+    assert ens.shape == (1, 3, 24, 34) and not torch.allclose(ens, plain(x), atol=1e-4)
+    outs = []
+    for k in range(8):  # each of the 8 dihedral transforms, undone on the output
+        t = torch.rot90(x.flip(-1) if k & 4 else x, k & 3, dims=(-2, -1))
+        y = torch.rot90(plain(t), -(k & 3), dims=(-2, -1))
+        outs.append(y.flip(-1) if k & 4 else y)
+    assert torch.allclose(ens, torch.stack(outs).mean(0), atol=1e-6)
+    assert len({round(o.sum().item(), 3) for o in outs}) > 1  # the transforms really differ
+
+
+def test_ensemble_flag_reaches_the_pipeline(vidsr, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--ensemble", "--json", check=0)
+    assert json.loads(p.stdout)["ensemble"] is True and probe(tmp_path / "out.mkv")["frames"] == 2

@@ -48,6 +48,7 @@ class Upscaler:
     overlap: int = 16
     features: int = 64  # the widest activation, to estimate memory
     memory_budget: float = 2.0e9  # bytes of activations one call may hold before we tile automatically
+    ensemble: bool = False  # geometric self-ensemble: the mean over 8 flips/rotations, 8x the cost
 
     def auto_tile(self, n: int, h: int, w: int) -> int:
         """A tile side that keeps activations under the budget; 0 when whole frames fit.
@@ -64,6 +65,17 @@ class Upscaler:
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """NCHW float32 in [0, 1] at LR size -> NCHW float32 in [0, 1] at HR size."""
+        if not self.ensemble:
+            return self._once(x)
+        acc = torch.zeros(0)
+        for k in range(8):
+            t = torch.rot90(x.flip(-1) if k & 4 else x, k & 3, dims=(-2, -1))
+            y = torch.rot90(self._once(t), -(k & 3), dims=(-2, -1))
+            y = y.flip(-1) if k & 4 else y
+            acc = y if k == 0 else acc.add_(y)
+        return acc.div_(8)
+
+    def _once(self, x: torch.Tensor) -> torch.Tensor:
         if self.arch.input_space == "HR":
             x = bicubic_up(x, self.scale)
             out_scale = 1

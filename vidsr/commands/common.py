@@ -33,7 +33,8 @@ def model_options(fn):
     return fn
 
 
-def build_upscaler(model: str, scale: int, device: str, precision: str, tile: int = 0) -> tuple[Upscaler, Engine]:
+def build_upscaler(model: str, scale: int, device: str, precision: str, tile: int = 0,
+                   ensemble: bool = False) -> tuple[Upscaler, Engine]:
     engine = find_engine(model, scale)
     if device == "cuda":
         import torch
@@ -45,7 +46,7 @@ def build_upscaler(model: str, scale: int, device: str, precision: str, tile: in
     except ValueError as e:
         raise UsageError(str(e)) from None
     features = int(engine.manifest.get("config", {}).get("features", 64))
-    return Upscaler(engine.arch, scale, runtime, tile=tile, features=features), engine
+    return Upscaler(engine.arch, scale, runtime, tile=tile, features=features, ensemble=ensemble), engine
 
 
 def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:

@@ -29,14 +29,13 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, device: str,
     Example:
       vidsr eval --model edsr --scale 2 ../shared/data/test/Set5 ../shared/data/test/Set14
     """
-    from vidsr.quality.evaluate import evaluate_images, load_set, self_ensemble
+    from vidsr.quality.evaluate import evaluate_images, load_set
 
     s = int(scale)
-    upscaler, engine = build_upscaler(model, s, device, precision, tile)
-    fn = self_ensemble(upscaler) if ensemble else upscaler
+    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble)
     results = {}
     for folder in folders:
-        results[folder.name] = evaluate_images(fn, engine.arch.colour, load_set(folder), s)
+        results[folder.name] = evaluate_images(upscaler, engine.arch.colour, load_set(folder), s)
     summary = {"model": engine.id, "scale": s, "precision": upscaler.runtime.precision, "ensemble": ensemble,
                "sets": results}
     if as_json:

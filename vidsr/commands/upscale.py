@@ -83,6 +83,7 @@ class Progress:
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", required=True, help="Output file, or - for stdout (then give --format).")
 @model_options
+@click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per inference call.")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for x264/x265/AV1.")
@@ -98,7 +99,7 @@ class Progress:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
 def upscale(input_path: str, output: str, model: str, scale: str, device: str, precision: str, tile: int,
-            batch: int, codec: str, crf: int, preset: str, pix_fmt: str | None, fmt: str | None,
+            ensemble: bool, batch: int, codec: str, crf: int, preset: str, pix_fmt: str | None, fmt: str | None,
             input_format: str | None, start: str | None, duration: str | None, no_audio: bool,
             no_subtitles: bool, overwrite: bool, quiet: bool, as_json: bool) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
@@ -125,10 +126,10 @@ def upscale(input_path: str, output: str, model: str, scale: str, device: str, p
     start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
     if duration_s is not None and duration_s <= 0:
         raise UsageError("--duration must be positive")
-    upscaler, engine = build_upscaler(model, s, device, precision, tile)
+    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble)
     summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
-                               "device": device}
+                               "device": device, "ensemble": ensemble}
     if input_path != "-" and is_image(input_path):
         if output == "-" or not is_image(output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")

@@ -72,18 +72,3 @@ def load_set(folder: Path) -> list[np.ndarray]:
 
     return [read_rgb(f, keep_grey=True) for f in image_files([folder])]
 
-
-def self_ensemble(upscale: Upscale) -> Upscale:
-    """Geometric self-ensemble: the mean over the 8 flips/rotations, each undone on the output."""
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        acc = None
-        for k in range(8):
-            t = x.flip(-1) if k & 4 else x
-            t = torch.rot90(t, k & 3, dims=(-2, -1))
-            y = torch.rot90(upscale(t), -(k & 3), dims=(-2, -1))
-            y = y.flip(-1) if k & 4 else y
-            acc = y if acc is None else acc + y
-        return acc / 8
-
-    return run
