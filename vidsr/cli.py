@@ -20,7 +20,6 @@ from vidsr.commands.upscale import upscale
 from vidsr.errors import VidsrError
 
 _STATE = {"debug": False, "signal": 0}
-SCALE = click.Choice(["2", "3", "4"])
 
 
 def _one_line(msg: str, code: int) -> int:

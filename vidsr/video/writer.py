@@ -95,10 +95,8 @@ class VideoWriter:
             opts["crf"] = str(o.crf)
         if o.preset and o.codec in _PRESET_ENCODERS:
             opts["preset"] = o.preset
-        if o.codec in ("libx264", "libx265"):
-            # Let x264 honour arbitrary timestamps rather than assume constant rate.
-            opts["x264-params" if o.codec == "libx264" else "x265-params"] = "log-level=error" \
-                if o.codec == "libx265" else "force-cfr=0"
+        if o.codec == "libx265":
+            opts["x265-params"] = "log-level=error"  # x265 otherwise prints its banner on stderr per run
         stream.options = opts
         self.video = stream
         self.tags = tags
