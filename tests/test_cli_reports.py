@@ -1,0 +1,33 @@
+"""`vidsr eval` and `vidsr models` through the real CLI, on images the test makes."""
+
+import json
+
+import cv2
+from media import scene
+
+
+def test_eval_json_has_model_and_bicubic_rows(vidsr, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), scene(i, 40, 30))
+    p = vidsr("eval", "--model", "vdsr", "--scale", "3", folder, "--json", check=0)
+    out = json.loads(p.stdout)
+    r = out["sets"]["imgs"]
+    assert out["scale"] == 3 and r["images"] == 2
+    assert 10 < r["bicubic_psnr"] < 60 and 10 < r["psnr"] < 60 and 0 < r["ssim"] <= 1
+    table = vidsr("eval", "--model", "edsr", folder, check=0).stdout.decode()
+    assert "Bicubic" in table and "edsr-tiny-x2" in table
+
+
+def test_models_lists_every_engine_and_scale(vidsr):
+    rows = [json.loads(line) for line in vidsr("models", "--json", check=0).stdout.splitlines()]
+    got = {(r["engine"], r["scale"]) for r in rows}
+    assert {("vdsr-tiny-x234", 2), ("vdsr-tiny-x234", 4), ("edsr-tiny-x3", 3), ("mdsr-tiny-x234", 3)} <= got
+    edsr = next(r for r in rows if r["engine"] == "edsr-tiny-x2")
+    assert edsr["colour"] == "RGB" and edsr["params"] > 0 and edsr["gflop_per_mp"] > 0
+
+
+def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):
+    p = vidsr("eval", "--model", "edsr", tmp_path)
+    assert p.returncode == 1 and len(p.stderr.decode().strip().splitlines()) == 1 and b"no images" in p.stderr
