@@ -70,7 +70,6 @@ class Channel:
 class Stats:
     frames: int = 0
     seconds: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -207,10 +206,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
         def transform(q: Iterable[Any]) -> Iterator[Any]:
             for frames, others in batched(q, job.batch, lambda x: isinstance(x, av.VideoFrame)):
                 if frames:
-                    t = time.perf_counter()
-                    out = sr(frames)
-                    stats.stage_seconds["infer"] = stats.stage_seconds.get("infer", 0.0) + time.perf_counter() - t
-                    yield from out
+                    yield from sr(frames)
                 yield from others
 
         def sink(item: Any) -> None:
