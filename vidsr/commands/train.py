@@ -18,7 +18,10 @@ from vidsr.errors import UsageError
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the engine folder.")
 @click.option("--max-minutes", type=float, default=0.0, help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--max-steps", type=int, default=0, help="Stop after this many more steps.")
-def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_minutes: float, max_steps: int) -> None:
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Torch threads [every core]. Use fewer to leave cores for other work; results do not change.")
+def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_minutes: float, max_steps: int,
+          threads: int | None) -> None:
     """Train the model a RECIPE describes, in resumable chunks.
 
     Writes engines/<id>/ (weights, manifest with the eval table, training state). Log lines go to stderr; a JSON
@@ -35,5 +38,6 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_min
         r = load_recipe(recipe)
     except (KeyError, ValueError) as e:
         raise UsageError(f"{recipe}: bad recipe: {e}") from e
-    state = run_training(r, data_root, out, resume, max_minutes, max_steps, lambda line: click.echo(line, err=True))
+    state = run_training(r, data_root, out, resume, max_minutes, max_steps, lambda line: click.echo(line, err=True),
+                         threads=threads)
     emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})

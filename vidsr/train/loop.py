@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from vidsr.models.engine import WEIGHTS, base_manifest, engines_dir, write_manifest
 from vidsr.models.registry import architecture
 from vidsr.quality.evaluate import evaluate_images, load_set
-from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
+from vidsr.runtime.cpu import cpu_model, default_threads, has_fast_bf16, tune_allocator
 from vidsr.runtime.torch_rt import TorchRuntime
 from vidsr.train.data import data_hash, image_files, load_pairs, sample_batch
 from vidsr.train.recipe import Recipe
@@ -66,11 +65,11 @@ def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarr
 
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
           max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
-          val_sets: tuple[str, ...] = ("test/Set5", "test/Set14")) -> dict:
+          val_sets: tuple[str, ...] = ("test/Set5", "test/Set14"), threads: int | None = None) -> dict:
     """Run (or continue) ``recipe`` until its last step, ``max_minutes`` of wall time, or ``max_steps`` more steps.
     Returns the state written."""
     tune_allocator()
-    torch.set_num_threads(default_threads())
+    torch.set_num_threads(threads or default_threads())
     out = out or engines_dir() / recipe.id
     out.mkdir(parents=True, exist_ok=True)
     arch = architecture(recipe.arch)
@@ -203,7 +202,7 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "cpu_seconds": round(state["cpu_seconds"], 1),
             "wall_hours": round(state["wall_seconds"] / 3600, 3),
             "precision": "bf16 autocast" if bf16 else "fp32",
-            "machine": f"{platform.machine()} {platform.processor() or ''} {default_threads()} threads".strip(),
+            "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count",
             "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
                                  "moments_reset_at)",
             "moments_reset_at": state.get("moments_reset_at", []),
