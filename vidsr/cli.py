@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from vidsr.commands.engine import engine_group
 from vidsr.commands.evaluate import eval_command
 from vidsr.commands.models import models
 from vidsr.commands.train import train
@@ -84,5 +85,5 @@ def cli(debug: bool) -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
-for _command in (upscale, eval_command, train, models):
+for _command in (upscale, eval_command, train, models, engine_group):
     cli.add_command(_command)

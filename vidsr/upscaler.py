@@ -49,6 +49,7 @@ class Upscaler:
     features: int = 64  # the widest activation, to estimate memory
     memory_budget: float = 2.0e9  # bytes of activations one call may hold before we tile automatically
     ensemble: bool = False  # geometric self-ensemble: the mean over 8 flips/rotations, 8x the cost
+    max_input: tuple[int, int] | None = None  # (H, W) the runtime accepts at most (a TensorRT profile)
 
     def auto_tile(self, n: int, h: int, w: int) -> int:
         """A tile side that keeps activations under the budget; 0 when whole frames fit.
@@ -81,8 +82,12 @@ class Upscaler:
             out_scale = 1
         else:
             out_scale = self.scale
-        tile = self.tile or self.auto_tile(x.shape[0], *x.shape[-2:])
-        if tile and max(x.shape[-2:]) > tile:
+        h, w = x.shape[-2:]
+        tile = self.tile or self.auto_tile(x.shape[0], h, w)
+        if self.max_input and (h > self.max_input[0] or w > self.max_input[1]):
+            # Frames larger than the plan's profile are tiled to fit it.
+            tile = min(tile or 1 << 30, *self.max_input)
+        if tile and max(h, w) > tile:
             y = self._tiled(x, out_scale, tile)
         else:
             y = self.runtime.run(x)

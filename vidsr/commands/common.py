@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from vidsr.errors import UsageError
 from vidsr.models.engine import Engine, find_engine
-from vidsr.runtime.torch_rt import PRECISIONS, TorchRuntime
+from vidsr.runtime.select import DEVICES, RUNTIMES, make_runtime
+from vidsr.runtime.torch_rt import PRECISIONS
 from vidsr.upscaler import Upscaler
 
 DEFAULT_MODEL = "edsr"
@@ -23,7 +23,11 @@ def model_options(fn):
                      help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'."),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+                     help="auto: tensorrt on a CUDA GPU with tensorrt installed, then torch on CUDA, then torch on "
+                          "the CPU."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="auto: CUDA when available."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
         click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
@@ -33,20 +37,14 @@ def model_options(fn):
     return fn
 
 
-def build_upscaler(model: str, scale: int, device: str, precision: str, tile: int = 0,
-                   ensemble: bool = False) -> tuple[Upscaler, Engine]:
+def build_upscaler(model: str, scale: int, device: str = "auto", precision: str = "auto", tile: int = 0,
+                   ensemble: bool = False, runtime: str = "auto", batch: int = 1) -> tuple[Upscaler, Engine]:
     engine = find_engine(model, scale)
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available (this torch is a CPU build or no GPU)")
-    try:
-        runtime = TorchRuntime(engine.load(scale), device, precision)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    rt, max_input = make_runtime(engine, scale, runtime, device, precision, batch=batch,
+                                 log=lambda line: click.echo(f"vidsr: {line}", err=True))
     features = int(engine.manifest.get("config", {}).get("features", 64))
-    return Upscaler(engine.arch, scale, runtime, tile=tile, features=features, ensemble=ensemble), engine
+    return Upscaler(engine.arch, scale, rt, tile=tile, features=features, ensemble=ensemble,
+                    max_input=max_input), engine
 
 
 def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:

@@ -18,8 +18,8 @@ from vidsr.commands.common import build_upscaler, emit_json, model_options
 @model_options
 @click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def eval_command(folders: tuple[Path, ...], model: str, scale: str, device: str, precision: str, tile: int,
-                 ensemble: bool, as_json: bool) -> None:
+def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str, device: str, precision: str,
+                 tile: int, ensemble: bool, as_json: bool) -> None:
     """Y-PSNR/SSIM of a model and of bicubic on folders of HR images.
 
     Protocol (as the SR papers): modcrop, MATLAB bicubic downscale, model, round to 8 bits, Y of BT.601 studio
@@ -32,11 +32,12 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, device: str,
     from vidsr.quality.evaluate import evaluate_images, load_set
 
     s = int(scale)
-    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble)
+    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime)
     results = {}
     for folder in folders:
         results[folder.name] = evaluate_images(upscaler, engine.arch.colour, load_set(folder), s)
-    summary = {"model": engine.id, "scale": s, "precision": upscaler.runtime.precision, "ensemble": ensemble,
+    summary = {"model": engine.id, "scale": s, "runtime": upscaler.runtime.name,
+               "precision": upscaler.runtime.precision, "ensemble": ensemble,
                "sets": results}
     if as_json:
         emit_json(summary)

@@ -5,34 +5,12 @@ from __future__ import annotations
 import sys
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from vidsr.commands.common import emit_json
 from vidsr.models.engine import list_engines
-
-
-def gflop_per_output_mp(engine, scale: int) -> float:
-    """Multiply-adds x 2 per output megapixel, counted from the conv layers on a probe input."""
-    model = engine.build()
-    if hasattr(model, "scales"):
-        model.scale = scale
-    side = 32
-    h = w = side * scale if engine.arch.input_space == "HR" else side
-    flops = 0
-
-    def hook(mod: torch.nn.Conv2d, _inp, out: torch.Tensor) -> None:
-        nonlocal flops
-        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
-        flops += 2 * k * out.numel()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.inference_mode():
-        model(torch.zeros(1, engine.arch.channels, h, w))
-    for handle in handles:
-        handle.remove()
-    return flops / (side * scale) ** 2 / 1e3  # per output pixel in MFLOP = GFLOP per output megapixel
+from vidsr.models.flops import gflop_per_output_mp
 
 
 @click.command()

@@ -98,7 +98,8 @@ class Progress:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
-def upscale(input_path: str, output: str, model: str, scale: str, device: str, precision: str, tile: int,
+def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, device: str, precision: str,
+            tile: int,
             ensemble: bool, batch: int, codec: str, crf: int, preset: str, pix_fmt: str | None, fmt: str | None,
             input_format: str | None, start: str | None, duration: str | None, no_audio: bool,
             no_subtitles: bool, overwrite: bool, quiet: bool, as_json: bool) -> None:
@@ -126,10 +127,10 @@ def upscale(input_path: str, output: str, model: str, scale: str, device: str, p
     start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
     if duration_s is not None and duration_s <= 0:
         raise UsageError("--duration must be positive")
-    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble)
+    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, batch)
     summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
-                               "device": device, "ensemble": ensemble}
+                               "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": ensemble}
     if input_path != "-" and is_image(input_path):
         if output == "-" or not is_image(output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")

@@ -6,12 +6,17 @@ against torch under ONNX Runtime: a graph that does not match is never used.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from vidsr.errors import VidsrError
+from vidsr.runtime.cache import ONNX_TOLERANCE, cache_root, is_fresh, key_of, read_sidecar, store
 
 OPSET = 17
 
@@ -37,6 +42,30 @@ def max_abs_diff(model: nn.Module, onnx_path: Path, channels: int, size: tuple[i
         ref = model.eval()(x).numpy()
     got = OnnxRuntime(onnx_path).run(x).numpy()
     return float(np.abs(ref - got).max())
+
+
+def onnx_facts(engine: Any, scale: int) -> dict[str, Any]:
+    """Everything the exported graph depends on; it names the cached file."""
+    return {"engine": engine.id, "weights_sha256": engine.manifest["weights_sha256"], "scale": scale,
+            "opset": OPSET, "torch": torch.__version__.split("+")[0]}
+
+
+def onnx_for(engine: Any, scale: int) -> tuple[Path, float]:
+    """The verified ONNX graph of ``engine`` at ``scale`` from the cache, exported (and checked) when missing or
+    stale. Returns the path and the measured max |torch - ONNX Runtime|."""
+    facts = onnx_facts(engine, scale)
+    path = cache_root() / "onnx" / f"{engine.id}-x{scale}-{key_of(facts)}.onnx"
+    if is_fresh(path, facts):
+        return path, float(read_sidecar(path)["max_abs_diff"])
+    model = engine.load(scale)
+    with tempfile.TemporaryDirectory(prefix="vidsr-onnx-") as tmp:
+        exported = export_onnx(model, engine.arch.channels, Path(tmp) / "model.onnx")
+        diff = max_abs_diff(model, exported, engine.arch.channels)
+        if not diff <= ONNX_TOLERANCE:
+            raise VidsrError(f"ONNX export of {engine.id} x{scale} differs from torch by {diff:.2e} "
+                             f"(> {ONNX_TOLERANCE:g}); not using it")
+        store(path, exported.read_bytes(), facts, max_abs_diff=diff, tolerance=ONNX_TOLERANCE)
+    return path, diff
 
 
 @dataclass

@@ -1,0 +1,35 @@
+"""What a network costs: FLOPs per output pixel, counted from its conv layers (the rest is noise next to them)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds x 2 of every Conv2d in one forward pass on ``x``."""
+    flops = 0
+
+    def hook(mod: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal flops
+        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        flops += 2 * k * out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return flops
+
+
+def gflop_per_output_mp(engine, scale: int) -> float:
+    """GFLOP per output megapixel (= MFLOP per output pixel) of ``engine`` at ``scale``, whatever its input space."""
+    model = engine.build()
+    if hasattr(model, "scales"):
+        model.scale = scale
+    side = 32
+    h = w = side * scale if engine.arch.input_space == "HR" else side
+    return conv_flops(model, torch.zeros(1, engine.arch.channels, h, w)) / (side * scale) ** 2 / 1e3

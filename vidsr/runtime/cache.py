@@ -1,0 +1,82 @@
+"""Built artefacts (ONNX graphs, TensorRT plans) live in ``$VIDSR_CACHE`` or ``~/.cache/vidsr``, never in the repo.
+
+Every file is named by a hash of everything it depends on and has a JSON sidecar that repeats those facts. A file
+whose sidecar is missing or disagrees is stale: it is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+ONNX_TOLERANCE = 1e-4  # max |torch - ONNX Runtime| on [0, 1] input, fp32
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("VIDSR_CACHE") or Path.home() / ".cache" / "vidsr")
+
+
+def key_of(facts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_sidecar(artefact: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(artefact.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_fresh(artefact: Path, facts: dict[str, Any]) -> bool:
+    """The artefact exists, its sidecar names the same facts, and its bytes are the ones the sidecar recorded."""
+    side = read_sidecar(artefact)
+    if not artefact.is_file() or side is None or side.get("facts") != facts:
+        return False
+    return side.get("sha256") == sha256_bytes(artefact.read_bytes())
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def store(artefact: Path, data: bytes, facts: dict[str, Any], **extra: Any) -> Path:
+    """Write ``data`` and its sidecar, each through a temporary name, so a crash never leaves a half file that
+    looks fresh."""
+    artefact.parent.mkdir(parents=True, exist_ok=True)
+    tmp = artefact.with_name(artefact.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, artefact)
+    side = artefact.with_suffix(".json")
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps({"facts": facts, "sha256": sha256_bytes(data), **extra}, indent=2) + "\n")
+    os.replace(tmp, side)
+    return artefact
+
+
+def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
+    """Every cached artefact (``onnx`` or ``tensorrt``) with its sidecar facts, stale ones included."""
+    rows = []
+    for sub in ("onnx", "tensorrt"):
+        if kind and sub != kind:
+            continue
+        for path in sorted((cache_root() / sub).glob("*.onnx" if sub == "onnx" else "*.plan")):
+            side = read_sidecar(path) or {}
+            rows.append({"kind": sub, "path": str(path), "bytes": path.stat().st_size,
+                         **side.get("facts", {}), **{k: v for k, v in side.items() if k not in ("facts", "sha256")}})
+    return rows
+
+
+def clear(kind: str | None = None) -> int:
+    """Remove cached artefacts (one kind, or all); returns how many files went."""
+    n = 0
+    for sub in ("onnx", "tensorrt"):
+        folder = cache_root() / sub
+        if (kind and sub != kind) or not folder.is_dir():
+            continue
+        n += sum(1 for p in folder.iterdir() if p.is_file())
+        shutil.rmtree(folder)
+    return n
