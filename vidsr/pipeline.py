@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import av
 
+from vidsr.clock import StageClock
 from vidsr.errors import VidsrError
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
@@ -70,6 +71,7 @@ class Channel:
 class Stats:
     frames: int = 0
     seconds: float = 0.0
+    clock: StageClock = field(default_factory=StageClock)
 
     @property
     def fps(self) -> float:
@@ -187,7 +189,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
     tags = tags_of(first, info.stream)
     work_fmt = working_format(first.format.name)
     out_fmt = job.encode.pix_fmt or work_fmt
-    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height)
+    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock)
 
     final = Path(job.dst) if isinstance(job.dst, str) else None
     tmp = None
@@ -201,7 +203,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
         def source() -> Iterator[Any]:
             yield from held
             yield first
-            yield from items
+            yield from stats.clock.timed("decode", items)
 
         def transform(q: Iterable[Any]) -> Iterator[Any]:
             for frames, others in batched(q, job.batch, lambda x: isinstance(x, av.VideoFrame)):
@@ -211,7 +213,8 @@ def upscale_video(job: UpscaleJob) -> Stats:
 
         def sink(item: Any) -> None:
             if isinstance(item, av.VideoFrame):
-                writer.write_frame(item)
+                with stats.clock("encode"):
+                    writer.write_frame(item)
                 stats.frames += 1
                 if job.on_frame:
                     job.on_frame(stats.frames)
@@ -219,7 +222,8 @@ def upscale_video(job: UpscaleJob) -> Stats:
                 writer.write_packet(item)
 
         run_threads(source(), transform, sink, queue_size=max(4, 2 * job.batch))
-        writer.close()
+        with stats.clock("encode"):
+            writer.close()  # flushes the encoder's delayed frames
         writer = None
         if tmp is not None:
             os.replace(tmp, final)

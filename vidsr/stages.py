@@ -6,13 +6,14 @@ models convert with the stream's own matrix and range and convert back with the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import cv2
 import numpy as np
 import torch
 
+from vidsr.clock import StageClock
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import (
     PLANAR,
@@ -48,6 +49,7 @@ class FrameUpscaler:
     tags: ColourTags
     width: int  # source size
     height: int
+    clock: StageClock = field(default_factory=StageClock)
 
     def __post_init__(self) -> None:
         self.scale = self.upscaler.scale
@@ -69,11 +71,16 @@ class FrameUpscaler:
         return planes_of(frame, self.work_fmt)
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        planes = [self._planes(f) for f in frames]
+        with self.clock("prepare"):
+            planes = [self._planes(f) for f in frames]
         if self.colour == "Y":
             ys, chroma = self._luma_path(planes)
         else:
             ys, chroma = self._rgb_path(planes)
+        with self.clock("finish"):
+            return self._frames(frames, ys, chroma)
+
+    def _frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
             frame = frame_from_planes([y, u, v], self.plane_fmt)
@@ -90,19 +97,31 @@ class FrameUpscaler:
                        self.out_bits)
 
     def _luma_path(self, planes: list[list[np.ndarray]]):
-        y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))[:, None] / luma_scale(self.in_bits)
-        y_sr = self.upscaler(y)[:, 0] * luma_scale(self.out_bits)
-        cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
-        chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch)) for c in p[1:]) for p in planes]
-        return [to_code(t, self.out_bits) for t in y_sr], chroma
+        with self.clock("prepare"):
+            y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))[:, None]
+            y /= luma_scale(self.in_bits)
+        with self.clock("infer"):
+            y_sr = self.upscaler(y)
+        with self.clock("finish"):
+            y_sr = y_sr[:, 0] * luma_scale(self.out_bits)
+            cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
+            chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch)) for c in p[1:]) for p in planes]
+            return [to_code(t, self.out_bits) for t in y_sr], chroma
 
     def _rgb_path(self, planes: list[list[np.ndarray]]):
         w, h = self.width, self.height
-        y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))
-        u = torch.from_numpy(np.stack([resize_plane(p[1], w, h) for p in planes]).astype(np.float32))
-        v = torch.from_numpy(np.stack([resize_plane(p[2], w, h) for p in planes]).astype(np.float32))
-        rgb = yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
-        y2, u2, v2 = rgb_to_yuv(self.upscaler(rgb), self.matrix, self.range, self.out_bits)
+        with self.clock("prepare"):
+            y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))
+            u = torch.from_numpy(np.stack([resize_plane(p[1], w, h) for p in planes]).astype(np.float32))
+            v = torch.from_numpy(np.stack([resize_plane(p[2], w, h) for p in planes]).astype(np.float32))
+            rgb = yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
+        with self.clock("infer"):
+            sr = self.upscaler(rgb)
+        with self.clock("finish"):
+            return self._rgb_back(sr)
+
+    def _rgb_back(self, sr: torch.Tensor):
+        y2, u2, v2 = rgb_to_yuv(sr, self.matrix, self.range, self.out_bits)
         cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
 
         def down(c: torch.Tensor) -> torch.Tensor:

@@ -151,10 +151,14 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
             stats = upscale_video(job)
         finally:
             progress.stop()
-        summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3)}
+        summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
+                    "stage_seconds": stats.clock.rounded()}
         if output == "-":
             sys.stdout.buffer.flush()
     if as_json:
+        from vidsr.bench import peak_rss_mb
+
+        summary["peak_rss_mb"] = round(peak_rss_mb(), 1)
         emit_json(summary, to_stderr=output == "-")
     elif not quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
         click.echo(f"vidsr: {summary['frames']} frames -> {output} in {summary['seconds']:.1f} s "
