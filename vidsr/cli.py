@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from vidsr.commands.batch import batch
 from vidsr.commands.bench import bench
 from vidsr.commands.engine import engine_group
 from vidsr.commands.evaluate import eval_command
@@ -86,5 +87,5 @@ def cli(debug: bool) -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
-for _command in (upscale, eval_command, train, models, engine_group, bench):
+for _command in (upscale, eval_command, train, models, engine_group, bench, batch):
     cli.add_command(_command)

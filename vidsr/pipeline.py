@@ -72,6 +72,7 @@ class Stats:
     frames: int = 0
     seconds: float = 0.0
     clock: StageClock = field(default_factory=StageClock)
+    deinterlaced: int = 0  # frames flagged interlaced that went through the deinterlacer
 
     @property
     def fps(self) -> float:
@@ -160,6 +161,8 @@ class UpscaleJob:
     duration: float | None = None
     copy_audio: bool = True
     copy_subtitles: bool = True
+    deinterlace: str = "off"  # off | auto | yadif | bwdif
+    compare: str | None = None  # side | split
     on_start: Callable[[Any], None] | None = None  # called with the SourceInfo once the input is open
     on_frame: Callable[[int], None] | None = None  # called with the running frame count
 
@@ -167,7 +170,8 @@ class UpscaleJob:
 def upscale_video(job: UpscaleJob) -> Stats:
     stats = Stats()
     t0 = time.perf_counter()
-    reader = VideoReader(job.src, job.in_format, job.start, job.duration, job.copy_audio, job.copy_subtitles)
+    reader = VideoReader(job.src, job.in_format, job.start, job.duration, job.copy_audio, job.copy_subtitles,
+                         deinterlace=job.deinterlace)
     info = reader.info
     if job.on_start:
         job.on_start(info)
@@ -189,7 +193,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
     tags = tags_of(first, info.stream)
     work_fmt = working_format(first.format.name)
     out_fmt = job.encode.pix_fmt or work_fmt
-    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock)
+    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock, job.compare)
 
     final = Path(job.dst) if isinstance(job.dst, str) else None
     tmp = None
@@ -197,7 +201,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
         tmp = temp_path_for(final)
     writer = None
     try:
-        writer = VideoWriter(str(tmp) if tmp else job.dst, job.out_format, info, sr.out_w, sr.out_h, out_fmt, tags,
+        writer = VideoWriter(str(tmp) if tmp else job.dst, job.out_format, info, sr.frame_w, sr.out_h, out_fmt, tags,
                              job.encode)
 
         def source() -> Iterator[Any]:
@@ -235,5 +239,6 @@ def upscale_video(job: UpscaleJob) -> Stats:
             tmp.unlink(missing_ok=True)
         reader.close()
     stats.seconds = time.perf_counter() - t0
+    stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
     return stats
 

@@ -27,6 +27,7 @@ from vidsr.video.colour import (
     to_code,
     yuv_to_rgb,
 )
+from vidsr.video.compare import bicubic_planes, compose
 
 
 def bits_of(fmt: str) -> int:
@@ -50,6 +51,7 @@ class FrameUpscaler:
     width: int  # source size
     height: int
     clock: StageClock = field(default_factory=StageClock)
+    compare: str | None = None  # "side" or "split": a QA view of bicubic against the model
 
     def __post_init__(self) -> None:
         self.scale = self.upscaler.scale
@@ -57,6 +59,8 @@ class FrameUpscaler:
         self.plane_fmt = planar_for(self.out_fmt, self.work_fmt)
         self.out_bits = bits_of(self.plane_fmt)
         self.out_w, self.out_h = self.width * self.scale, self.height * self.scale
+        # What the encoder receives: twice as wide for a side-by-side comparison.
+        self.frame_w = self.out_w * (2 if self.compare == "side" else 1)
         self.matrix = self.tags.effective_matrix(self.height)
         self.range = self.tags.effective_range()
 
@@ -83,7 +87,11 @@ class FrameUpscaler:
     def _frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
-            frame = frame_from_planes([y, u, v], self.plane_fmt)
+            planes = [y, u, v]
+            if self.compare:
+                ref = bicubic_planes(src, self.out_w, self.out_h, self.plane_fmt)
+                planes = compose(ref, planes, self.compare, self.plane_fmt)
+            frame = frame_from_planes(planes, self.plane_fmt)
             if self.plane_fmt != self.out_fmt:
                 frame = frame.reformat(format=self.out_fmt)
             frame.pts, frame.time_base = src.pts, src.time_base

@@ -37,6 +37,38 @@ def model_options(fn):
     return fn
 
 
+def processing_options(fn):
+    """What ``upscale`` and ``batch`` both take about the work on each video."""
+    from vidsr.video.compare import MODES as COMPARE_MODES
+    from vidsr.video.deinterlace import MODES as DEINTERLACE_MODES
+
+    for option in reversed([
+        click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x "
+                                                      "slower."),
+        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Frames per inference call."),
+        click.option("--codec", default=None, help="Video encoder: libx264 [default], libx265, ffv1, rawvideo "
+                                                   "(y4m), ..."),
+        click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+                     help="Quality for x264/x265/AV1."),
+        click.option("--preset", default="medium", show_default=True, help="Encoder speed preset."),
+        click.option("--pix-fmt", default=None, help="Output pixel format [as the input: yuv420p, yuv420p10le, "
+                                                     "...]."),
+        click.option("--format", "fmt", default=None,
+                     help="Output container: matroska, nut, mpegts, y4m, mp4, ... (needed for -o -)."),
+        click.option("--start", default=None, help="Start at this time (seconds or HH:MM:SS)."),
+        click.option("--duration", default=None, help="Process only this long."),
+        click.option("--no-audio", is_flag=True, help="Drop audio streams (they are copied untouched otherwise)."),
+        click.option("--no-subtitles", is_flag=True, help="Drop subtitle streams."),
+        click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="off", show_default=True,
+                     help="auto: bwdif on frames flagged interlaced; yadif/bwdif: on every frame."),
+        click.option("--compare", type=click.Choice(COMPARE_MODES), default=None,
+                     help="Write a QA view instead: bicubic | model side by side, or split at the middle."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 def build_upscaler(model: str, scale: int, device: str = "auto", precision: str = "auto", tile: int = 0,
                    ensemble: bool = False, runtime: str = "auto", batch: int = 1) -> tuple[Upscaler, Engine]:
     engine = find_engine(model, scale)

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from vidsr.commands.common import build_upscaler, emit_json, model_options
+from vidsr.commands.common import build_upscaler, emit_json, model_options, processing_options
 from vidsr.errors import UsageError
+from vidsr.video.formats import container, default_codec, holds_side_streams
 from vidsr.video.writer import EncodeOptions
 
 
@@ -83,26 +84,16 @@ class Progress:
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", required=True, help="Output file, or - for stdout (then give --format).")
 @model_options
-@click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per inference call.")
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
-@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for x264/x265/AV1.")
-@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset.")
-@click.option("--pix-fmt", default=None, help="Output pixel format [same as input, e.g. yuv420p, yuv420p10le].")
-@click.option("--format", "fmt", default=None, help="Container for pipes: matroska, nut, mpegts, mp4, ...")
-@click.option("--input-format", default=None, help="Container of INPUT when FFmpeg cannot tell (y4m pipes).")
-@click.option("--start", default=None, help="Start at this time (seconds or HH:MM:SS).")
-@click.option("--duration", default=None, help="Process only this long.")
-@click.option("--no-audio", is_flag=True, help="Drop audio streams (they are copied untouched otherwise).")
-@click.option("--no-subtitles", is_flag=True, help="Drop subtitle streams.")
+@processing_options
+@click.option("--input-format", default=None, help="Container of INPUT when FFmpeg cannot tell (y4m, nut).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
 def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, device: str, precision: str,
-            tile: int,
-            ensemble: bool, batch: int, codec: str, crf: int, preset: str, pix_fmt: str | None, fmt: str | None,
-            input_format: str | None, start: str | None, duration: str | None, no_audio: bool,
-            no_subtitles: bool, overwrite: bool, quiet: bool, as_json: bool) -> None:
+            tile: int, ensemble: bool, batch: int, codec: str | None, crf: int, preset: str, pix_fmt: str | None,
+            fmt: str | None, start: str | None, duration: str | None, no_audio: bool, no_subtitles: bool,
+            deinterlace: str, compare: str | None, input_format: str | None, overwrite: bool, quiet: bool,
+            as_json: bool) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
 
     Audio and subtitles are copied packet for packet; every frame keeps its timestamp; colour tags are kept.
@@ -113,6 +104,9 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
       vidsr upscale samples/sample.mkv -o sample-x2.mkv
       vidsr upscale in.mp4 -o out.mp4 --model vdsr --scale 3 --crf 16
       cat in.mkv | vidsr upscale - -o - --format matroska > out.mkv
+      ffmpeg -i in.mp4 -f yuv4mpegpipe - | vidsr upscale - -o - --format y4m | ffmpeg -i - out.mp4
+      vidsr upscale archive.mxf -o archive-x2.mkv --deinterlace auto --codec ffv1
+      vidsr upscale clip.mp4 -o qa.mp4 --compare split
       vidsr upscale photo.png -o photo-x2.png
     """
     from vidsr.image import is_image, upscale_image
@@ -124,6 +118,13 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
         raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
     if output != "-" and not fmt and not Path(output).suffix:
         raise UsageError(f"{output}: no file extension to tell the container; add one or give --format")
+    muxer = container(fmt, output)
+    codec = codec or default_codec(muxer)
+    if not holds_side_streams(muxer) and not (no_audio and no_subtitles):
+        no_audio = no_subtitles = True  # y4m holds one raw video stream; audio and subtitles cannot go with it
+        if not quiet:
+            click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
+    in_fmt = container(input_format)
     start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
     if duration_s is not None and duration_s <= 0:
         raise UsageError("--duration must be positive")
@@ -145,14 +146,16 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
         src = sys.stdin.buffer if input_path == "-" else input_path
         dst = sys.stdout.buffer if output == "-" else output
         progress = Progress(not quiet, f"{engine.id} x{s} {upscaler.runtime.name}/{upscaler.runtime.precision}")
-        job = UpscaleJob(src, dst, upscaler, input_format, fmt, EncodeOptions(codec, crf, preset, pix_fmt), batch,
-                         start_s, duration_s, not no_audio, not no_subtitles, progress.start, progress.frame)
+        job = UpscaleJob(src, dst, upscaler, in_fmt, muxer, EncodeOptions(codec, crf, preset, pix_fmt), batch,
+                         start_s, duration_s, not no_audio, not no_subtitles, deinterlace, compare, progress.start,
+                         progress.frame)
         try:
             stats = upscale_video(job)
         finally:
             progress.stop()
         summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
-                    "stage_seconds": stats.clock.rounded()}
+                    "stage_seconds": stats.clock.rounded(), "deinterlace": deinterlace,
+                    "deinterlaced_frames": stats.deinterlaced, "compare": compare}
         if output == "-":
             sys.stdout.buffer.flush()
     if as_json:

@@ -59,4 +59,8 @@ def has_fast_bf16() -> bool:
 
 
 def default_threads() -> int:
+    """``$VIDSR_THREADS`` (set by ``vidsr batch`` to share cores between jobs), else every core we may use."""
+    env = os.environ.get("VIDSR_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -78,9 +78,10 @@ class OnnxRuntime:
     def __post_init__(self) -> None:
         import onnxruntime as ort
 
+        from vidsr.runtime.cpu import default_threads
+
         opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = self.threads or default_threads()
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
     def run(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from vidsr.runtime.cpu import has_fast_bf16, tune_allocator
+from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -29,6 +29,8 @@ class TorchRuntime:
 
     def __post_init__(self) -> None:
         tune_allocator()
+        if self.device == "cpu":
+            torch.set_num_threads(default_threads())
         self.precision = resolve_precision(self.precision, self.device)
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise ValueError("fp16 needs --device cuda; on a CPU use fp32 or bf16")

@@ -3,7 +3,7 @@ so that the writer can copy them bit for bit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO
@@ -11,9 +11,11 @@ from typing import BinaryIO
 import av
 
 from vidsr.errors import UsageError, VidsrError
+from vidsr.video.deinterlace import Deinterlacer
 
 # Containers whose payload is one raw or still image rather than a stream we can copy alongside.
 COPYABLE = ("audio", "subtitle")
+HEADER_DURATION = {"matroska", "webm", "mov", "mp4", "avi", "mxf", "asf", "flv"}
 
 
 @dataclass
@@ -73,7 +75,7 @@ class VideoReader:
 
     def __init__(self, src: str | BinaryIO, fmt: str | None = None, start: float = 0.0,
                  duration: float | None = None, copy_audio: bool = True, copy_subtitles: bool = True,
-                 threads: int = 0):
+                 threads: int = 0, deinterlace: str = "off"):
         self.name = src if isinstance(src, str) else "<stdin>"
         self.container = open_input(src, fmt)
         videos = self.container.streams.video
@@ -89,6 +91,7 @@ class VideoReader:
         kinds = (("audio",) if copy_audio else ()) + (("subtitle",) if copy_subtitles else ())
         self.copied = [s for s in self.container.streams if s.type in kinds]
         self.start, self.duration = start, duration
+        self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
         if not cc.width or not cc.height:
             raise VidsrError(f"{self.name}: video stream has no frame size (corrupt header?)")
         rate = self.stream.average_rate or self.stream.guessed_rate
@@ -96,8 +99,13 @@ class VideoReader:
         dur = video_duration(self.stream)
         # What the header promises for the video stream itself, to tell a truncated file from a short one.
         self.declared_end = dur
-        if dur is None and self.container.duration and not self.copied:
-            dur = self.container.duration / av.time_base
+        # The whole file's duration, against which the last timestamp of any stream is checked at the end.
+        # Only containers that store it in their header: elsewhere FFmpeg guesses it from the bitrate.
+        trusted = bool(HEADER_DURATION & set(self.container.format.name.split(",")))
+        self.container_end = (self.container.duration / av.time_base
+                              if self.container.duration and trusted else None)
+        if dur is None and self.container_end and not self.copied:
+            dur = self.container_end
         if not frames and dur and rate:
             frames = int(round(dur * float(rate)))
         if duration is not None and rate:
@@ -120,14 +128,16 @@ class VideoReader:
         vtb = self.stream.time_base or Fraction(1, 1000)
         voff = self._offset(self.stream)
         index, last_t = 0, 0.0
+        self.last_any = 0.0  # the latest time any demuxed stream reached
         rate = self.info.rate or Fraction(25)
-        streams = [self.stream, *self.copied]
         try:
-            for packet in self.container.demux(streams):
-                if packet.stream.type != "video":
+            for item in self._demuxed():
+                if not isinstance(item, av.VideoFrame):
+                    packet = item
                     if packet.pts is None and packet.dts is None:
                         continue  # an empty flush packet
                     t = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+                    self.last_any = max(self.last_any, t + float((packet.duration or 0) * packet.time_base))
                     # Without --start, keep everything: AAC's priming packet has a negative timestamp.
                     if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
                         continue
@@ -137,35 +147,64 @@ class VideoReader:
                         packet.dts = None if packet.dts is None else packet.dts - off
                     yield packet
                     continue
-                for frame in packet.decode():
-                    if frame.pts is None:
-                        # Raw streams carry no timestamps: number the frames at the stream's rate.
-                        frame.pts = int(round(index / rate / vtb))
-                    t = float(frame.pts * vtb)
-                    if t < self.start - 1e-6:
-                        continue
-                    if end is not None and t >= end - 1e-6:
-                        return
-                    last_t = t
-                    frame.pts -= voff
-                    frame.time_base = vtb
-                    index += 1
-                    yield frame
+                frame = item
+                t = float(frame.pts * vtb)
+                if t < self.start - 1e-6:
+                    continue
+                if end is not None and t >= end - 1e-6:
+                    return
+                last_t = t
+                frame.pts -= voff
+                frame.time_base = vtb
+                index += 1
+                yield frame
         except av.error.InvalidDataError as e:
             raise VidsrError(f"{self.name}: corrupt or truncated data after {index} frames ({e})") from None
         if index == 0:
             raise VidsrError(f"{self.name}: no video frame could be decoded (corrupt or truncated file?)")
         self._check_complete(last_t, index, rate, end)
 
+    def _demuxed(self) -> Iterator[av.VideoFrame | av.Packet]:
+        """Copied packets as they are, video as decoded (and deinterlaced) frames with a pts each."""
+        vtb = self.stream.time_base or Fraction(1, 1000)
+        rate = self.info.rate or Fraction(25)
+        decoded = 0
+
+        def numbered(frames: Iterable[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+            nonlocal decoded
+            for frame in frames:
+                if frame.pts is None:
+                    # Raw streams carry no timestamps: number the frames at the stream's rate.
+                    frame.pts = int(round(decoded / rate / vtb))
+                decoded += 1
+                yield frame
+
+        for packet in self.container.demux([self.stream, *self.copied]):
+            if packet.stream.type != "video":
+                yield packet
+            elif self.deinterlacer is None:
+                yield from numbered(packet.decode())
+            else:
+                yield from self.deinterlacer(numbered(packet.decode()))
+        if self.deinterlacer is not None:
+            yield from self.deinterlacer.flush()
+
     def _check_complete(self, last_t: float, frames: int, rate: Fraction, end: float | None) -> None:
         """FFmpeg decodes a cut-off file without complaint; compare what we got with what the header promised."""
-        if self.declared_end is None or end is not None:
+        if end is not None:
             return
         frame_time = 1 / float(rate) if rate else 0.04
         got = last_t + frame_time
-        if got < self.declared_end - max(0.5, 3 * frame_time):
+        slack = max(0.5, 3 * frame_time)
+        if self.declared_end is not None and got < self.declared_end - slack:
             raise VidsrError(f"{self.name}: truncated: decoded {got:.2f} s ({frames} frames) of the "
                              f"{self.declared_end:.2f} s its header declares")
+        # With no duration of its own for the video, a cut-off file still shows: every stream stops well
+        # before the container's declared end (a valid file with longer audio has audio up to that end).
+        reached = max(got, self.last_any)
+        if self.container_end is not None and reached < self.container_end - max(slack, 0.1 * self.container_end):
+            raise VidsrError(f"{self.name}: truncated: its streams end at {reached:.2f} s of the "
+                             f"{self.container_end:.2f} s its header declares")
 
     def close(self) -> None:
         self.container.close()

@@ -34,6 +34,10 @@ def temp_path_for(final: Path) -> Path:
     so that FFmpeg picks the same container."""
     fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); the output should get the permissions any new file gets here.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

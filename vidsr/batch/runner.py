@@ -1,0 +1,170 @@
+"""Run a batch: every file through ``vidsr upscale`` in its own child process, locally or as Ray tasks.
+
+A child process per file is what makes one bad file harmless: a decoder that crashes, hangs or eats memory on a
+corrupt recording takes its own process down, never the batch. It also gives each job its own thread budget.
+Children die with their parent (PR_SET_PDEATHSIG), so a ``kill -9`` of the batch leaves no orphan that could
+finish later and race a resumed run; their ``.partial`` files are swept on resume.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _last_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("vidsr: error: "):
+            return line[len("vidsr: error: "):]
+    return lines[-1] if lines else "no message"
+
+
+def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[str, str]) -> dict[str, Any]:
+    """Upscale one file in a child process. Never raises for the file's own failure: returns ok/error.
+    Used as is by the local runner and, shipped to a worker, by Ray."""
+    env = dict(os.environ) | env_extra | {"VIDSR_THREADS": str(threads), "VIDSR_SUMMARY": "0"}
+    cmd = [sys.executable, "-m", "vidsr", "upscale", src, "-o", dst, *args, "--json", "-q", "-y"]
+    t = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_die_with_parent)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        out, err = proc.communicate()
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    seconds = round(time.time() - t, 2)
+    if proc.returncode != 0:
+        reason = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else _last_error(err))
+        return {"ok": False, "error": reason, "exit_code": proc.returncode, "seconds": seconds}
+    try:
+        summary = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        summary = {}
+    return {"ok": True, "sha256": sha256_of(Path(dst)), "frames": summary.get("frames"), "seconds": seconds}
+
+
+def stop_children() -> None:
+    """On Ctrl-C/SIGTERM: let running children clean up their temporary files (they handle SIGTERM)."""
+    with _LIVE_LOCK:
+        for proc in list(_LIVE):
+            if proc.poll() is None:
+                proc.terminate()
+    deadline = time.time() + 10
+    for proc in list(_LIVE):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+Task = tuple[str, str, str]  # journal key, source path, output path
+Done = Callable[[str, dict[str, Any]], bool]  # (key, result) -> True to try the file again
+
+
+def run_local(tasks: list[Task], args: list[str], jobs: int, threads: int, env_extra: dict[str, str],
+              on_start: Callable[[str], None], on_done: Done) -> None:
+    def work(task: Task) -> None:
+        key, src, dst = task
+        while True:
+            on_start(key)
+            if not on_done(key, run_one(src, dst, args, threads, env_extra)):
+                return
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vidsr-batch") as pool:
+        futures = [pool.submit(work, t) for t in tasks]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            stop_children()
+            raise
+
+
+def run_ray(address: str, tasks: list[Task], args: list[str], threads: int, gpus: float,
+            env_extra: dict[str, str], on_start: Callable[[str], None], on_done: Done,
+            log: Callable[[str], None]) -> None:
+    """One Ray task per file, each asking for ``threads`` CPUs (and ``gpus`` GPUs). The driver, here, keeps the
+    journal; workers need the inputs and OUTDIR at the same paths (shared storage) and vidsr installed."""
+    try:
+        import ray
+    except ImportError:
+        from vidsr.errors import UsageError
+
+        raise UsageError("--ray needs Ray: pip install 'vidsr[cluster]'") from None
+    _connect(ray, address, log)
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=2)(run_one)
+    pending: dict[Any, Task] = {}
+
+    def submit(task: Task) -> None:
+        on_start(task[0])
+        pending[remote.remote(task[1], task[2], args, threads, env_extra)] = task
+
+    for task in tasks:
+        submit(task)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as e:  # noqa: BLE001 - a worker or node lost: the file failed, the batch goes on
+                result = {"ok": False, "error": f"Ray task failed: {type(e).__name__}: {e}".splitlines()[0]}
+            if on_done(task[0], result):
+                submit(task)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        ray.shutdown()
+
+
+def _connect(ray: Any, address: str, log: Callable[[str], None]) -> None:
+    """``local``: a new single-machine instance; ``auto``: the running cluster (RAY_ADDRESS or this machine's
+    head), else a new local one; anything else: that cluster's address."""
+    if address != "local":
+        try:
+            ray.init(address=address, log_to_driver=False)
+            return
+        except ConnectionError:
+            if address != "auto":
+                from vidsr.errors import UsageError
+
+                raise UsageError(f"--ray {address}: no Ray cluster answers there") from None
+            log("no running Ray cluster found (RAY_ADDRESS or a local head); starting a local one")
+    ray.init(include_dashboard=False, log_to_driver=False)

@@ -1,0 +1,26 @@
+"""Container names users type, and what each container can hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ALIASES = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "ts": "mpegts"}
+# Containers that hold one raw video stream and nothing else.
+VIDEO_ONLY = {"yuv4mpegpipe", "rawvideo"}
+
+
+def container(fmt: str | None, path: str | None = None) -> str | None:
+    """The FFmpeg muxer name for ``--format`` (aliases resolved), or for the path's extension where it matters."""
+    if fmt:
+        return ALIASES.get(fmt, fmt)
+    if path and Path(path).suffix.lower() == ".y4m":
+        return "yuv4mpegpipe"
+    return None
+
+
+def default_codec(muxer: str | None) -> str:
+    return "rawvideo" if muxer in VIDEO_ONLY else "libx264"
+
+
+def holds_side_streams(muxer: str | None) -> bool:
+    return muxer not in VIDEO_ONLY
