@@ -9,7 +9,6 @@ finish later and race a resumed run; their ``.partial`` files are swept on resum
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import signal
@@ -19,8 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
+
+from vidsr.hashing import sha256_file
 
 _PR_SET_PDEATHSIG = 1
 _LIVE: set[subprocess.Popen] = set()
@@ -32,14 +32,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _last_error(stderr: str) -> str:
@@ -73,7 +65,7 @@ def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[s
         summary = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         summary = {}
-    return {"ok": True, "sha256": sha256_of(Path(dst)), "frames": summary.get("frames"), "seconds": seconds}
+    return {"ok": True, "sha256": sha256_file(dst), "frames": summary.get("frames"), "seconds": seconds}
 
 
 def stop_children() -> None:

@@ -135,6 +135,8 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
     if input_path != "-" and is_image(input_path):
         if output == "-" or not is_image(output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
+        if deinterlace != "off" or compare:
+            raise UsageError("--deinterlace and --compare apply to videos, not images")
         import time
 
         t = time.perf_counter()

@@ -7,7 +7,6 @@ and only when their sha256 matches the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vidsr.errors import UsageError, VidsrError
+from vidsr.hashing import sha256_file
 from vidsr.models.registry import Architecture, architecture
 
 WEIGHTS = "model.safetensors"
@@ -28,14 +28,6 @@ def engines_dir() -> Path:
     """``$VIDSR_ENGINES``, else the ``engines/`` folder beside the package (an editable install or a checkout)."""
     env = os.environ.get("VIDSR_ENGINES")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "engines"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

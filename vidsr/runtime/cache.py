@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from vidsr.hashing import sha256_bytes
+
 ONNX_TOLERANCE = 1e-4  # max |torch - ONNX Runtime| on [0, 1] input, fp32
 
 
@@ -39,10 +41,6 @@ def is_fresh(artefact: Path, facts: dict[str, Any]) -> bool:
     return side.get("sha256") == sha256_bytes(artefact.read_bytes())
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def store(artefact: Path, data: bytes, facts: dict[str, Any], **extra: Any) -> Path:
     """Write ``data`` and its sidecar, each through a temporary name, so a crash never leaves a half file that
     looks fresh."""
@@ -65,8 +63,10 @@ def list_artefacts(kind: str | None = None) -> list[dict[str, Any]]:
             continue
         for path in sorted((cache_root() / sub).glob("*.onnx" if sub == "onnx" else "*.plan")):
             side = read_sidecar(path) or {}
-            rows.append({"kind": sub, "path": str(path), "bytes": path.stat().st_size,
-                         **side.get("facts", {}), **{k: v for k, v in side.items() if k not in ("facts", "sha256")}})
+            facts = dict(side.get("facts", {}))
+            facts |= facts.pop("onnx", {})  # a plan's facts nest those of the graph it was built from
+            rows.append({"kind": sub, "path": str(path), "bytes": path.stat().st_size, **facts,
+                         **{k: v for k, v in side.items() if k not in ("facts", "sha256")}})
     return rows
 
 
