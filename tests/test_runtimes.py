@@ -124,7 +124,8 @@ def test_engine_cli_builds_lists_and_clears(vidsr, env, tmp_path):
     listed = [json.loads(line) for line in vidsr("engine", "list", "--json", check=0).stdout.splitlines()]
     assert [(r["kind"], r["scale"], r["path"]) for r in listed] == [("onnx", 3, out["onnx"])]
     assert vidsr("engine", "build", "--max-size", "big", check=2).stdout == b""
-    vidsr("engine", "clear", check=0)
+    cleared = json.loads(vidsr("engine", "clear", "--json", check=0).stdout)
+    assert cleared["removed"] == 2 and cleared["kind"] == "all"  # the graph and its sidecar
     assert vidsr("engine", "list", "--json", check=0).stdout == b""
 
 

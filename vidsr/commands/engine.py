@@ -95,9 +95,13 @@ def list_command(as_json: bool) -> None:
 
 @engine_group.command("clear")
 @click.option("--kind", type=click.Choice(["onnx", "tensorrt"]), default=None, help="Only this kind [all].")
-def clear_command(kind: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clear_command(kind: str | None, as_json: bool) -> None:
     """Remove cached ONNX graphs and TensorRT plans (and the TensorRT timing cache)."""
     from vidsr.runtime.cache import cache_root, clear
 
     n = clear(kind)
-    click.echo(f"removed {n} file(s) from {cache_root()}", err=True)
+    if as_json:
+        emit_json({"removed": n, "cache": str(cache_root()), "kind": kind or "all"})
+    else:
+        click.echo(f"removed {n} file(s) from {cache_root()}", err=True)
