@@ -11,16 +11,23 @@ import signal
 import sys
 from typing import Any
 
-import click
+from vidsr.runtime.cpu import tune_allocator
 
-from vidsr.commands.batch import batch
-from vidsr.commands.bench import bench
-from vidsr.commands.engine import engine_group
-from vidsr.commands.evaluate import eval_command
-from vidsr.commands.models import models
-from vidsr.commands.train import train
-from vidsr.commands.upscale import upscale
-from vidsr.errors import VidsrError
+# Before anything starts a thread: glibc fixes its arena limit when the first thread needs an arena, so
+# M_ARENA_MAX set later (as TorchRuntime used to) is silently ignored and the inference thread faulted ~2 GB of
+# fresh pages per frame.
+tune_allocator()
+
+import click  # noqa: E402
+
+from vidsr.commands.batch import batch  # noqa: E402
+from vidsr.commands.bench import bench  # noqa: E402
+from vidsr.commands.engine import engine_group  # noqa: E402
+from vidsr.commands.evaluate import eval_command  # noqa: E402
+from vidsr.commands.models import models  # noqa: E402
+from vidsr.commands.train import train  # noqa: E402
+from vidsr.commands.upscale import upscale  # noqa: E402
+from vidsr.errors import VidsrError  # noqa: E402
 
 _STATE = {"debug": False, "signal": 0}
 

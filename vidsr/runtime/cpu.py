@@ -28,7 +28,9 @@ def tune_allocator() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
-        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+        # -1 becomes SIZE_MAX inside glibc: never give the heap back. VDSR at 1080p frees more than the largest
+        # positive int (2 GB) at once, and each trim made the next frame fault ~10 GB of pages back in.
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, -1) == 1
         ok &= libc.mallopt(_M_ARENA_MAX, 1) == 1
         return bool(ok)
     except (OSError, AttributeError):
