@@ -102,8 +102,8 @@ def test_deinterlace_removes_combing_and_keeps_every_frame(vidsr, tmp_path, mode
     plain = tmp_path / "plain.mkv"
     vidsr("upscale", src, "-o", plain, "-m", "vdsr", "-q", "--crf", "0", check=0)
     out = tmp_path / f"{mode}.mkv"
-    r = json.loads(vidsr("upscale", src, "-o", out, "-m", "vdsr", "--deinterlace", mode, "--crf", "0", "--json",
-                         check=0).stdout)
+    how = ["--deinterlace"] if mode == "auto" else ["--deinterlace", mode]  # alone, it means auto
+    r = json.loads(vidsr("upscale", src, "-o", out, "-m", "vdsr", *how, "--crf", "0", "--json", check=0).stdout)
     assert r["frames"] == 8 and probe(out)["times"] == probe(plain)["times"]
     if mode == "auto":
         assert r["deinterlaced_frames"] == 8  # the decoder flagged every frame interlaced

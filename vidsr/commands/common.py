@@ -61,7 +61,8 @@ def processing_options(fn):
         click.option("--no-audio", is_flag=True, help="Drop audio streams (they are copied untouched otherwise)."),
         click.option("--no-subtitles", is_flag=True, help="Drop subtitle streams."),
         click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="off", show_default=True,
-                     help="auto: bwdif on frames flagged interlaced; yadif/bwdif: on every frame."),
+                     is_flag=False, flag_value="auto",
+                     help="Alone or auto: bwdif on frames flagged interlaced; yadif/bwdif: on every frame."),
         click.option("--compare", type=click.Choice(COMPARE_MODES), default=None,
                      help="Write a QA view instead: bicubic | model side by side, or split at the middle."),
     ]):
