@@ -62,26 +62,12 @@ def infer_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) -> t
     first = frames[0]
     fmt = working_format(first.format.name)
     sr = FrameUpscaler(upscaler, fmt, fmt, tags_of(first, None), first.width, first.height)
-    inputs = []
-    for i in range(0, len(frames), batch):
-        planes = [sr._planes(f) for f in frames[i:i + batch]]
-        inputs.append(_network_input(sr, planes))
+    inputs = [sr.network_input(frames[i:i + batch]) for i in range(0, len(frames), batch)]
     upscaler(inputs[0][:1])  # warm-up: first-call allocations and kernel selection are not steady state
     t = time.perf_counter()
     for x in inputs:
         upscaler(x)
     return time.perf_counter() - t, len(frames)
-
-
-def _network_input(sr: FrameUpscaler, planes: list) -> torch.Tensor:
-    from vidsr.video.colour import luma_scale, resize_plane, yuv_to_rgb
-
-    y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))
-    if sr.colour == "Y":
-        return y[:, None] / luma_scale(sr.in_bits)
-    u = torch.from_numpy(np.stack([resize_plane(p[1], sr.width, sr.height) for p in planes]).astype(np.float32))
-    v = torch.from_numpy(np.stack([resize_plane(p[2], sr.width, sr.height) for p in planes]).astype(np.float32))
-    return yuv_to_rgb(y, u, v, sr.matrix, sr.range, sr.in_bits)
 
 
 def peak_rss_mb() -> float:

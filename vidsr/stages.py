@@ -74,15 +74,28 @@ class FrameUpscaler:
             frame = frame.reformat(width=self.width, height=self.height, format=self.work_fmt)
         return planes_of(frame, self.work_fmt)
 
+    def network_input(self, frames: list[av.VideoFrame]) -> torch.Tensor:
+        """What the upscaler is fed for these frames: the Y plane in [0, 1], or RGB in the stream's own matrix."""
+        return self._network_input([self._planes(f) for f in frames])
+
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         with self.clock("prepare"):
             planes = [self._planes(f) for f in frames]
-        if self.colour == "Y":
-            ys, chroma = self._luma_path(planes)
-        else:
-            ys, chroma = self._rgb_path(planes)
+            x = self._network_input(planes)
+        with self.clock("infer"):
+            sr = self.upscaler(x)
         with self.clock("finish"):
+            ys, chroma = self._luma_back(sr, planes) if self.colour == "Y" else self._rgb_back(sr)
             return self._frames(frames, ys, chroma)
+
+    def _network_input(self, planes: list[list[np.ndarray]]) -> torch.Tensor:
+        y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))
+        if self.colour == "Y":
+            return y[:, None] / luma_scale(self.in_bits)
+        w, h = self.width, self.height
+        u = torch.from_numpy(np.stack([resize_plane(p[1], w, h) for p in planes]).astype(np.float32))
+        v = torch.from_numpy(np.stack([resize_plane(p[2], w, h) for p in planes]).astype(np.float32))
+        return yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
 
     def _frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
@@ -104,29 +117,11 @@ class FrameUpscaler:
         return to_code(torch.from_numpy(plane.astype(np.float32) * (1 << self.out_bits) / (1 << self.in_bits)),
                        self.out_bits)
 
-    def _luma_path(self, planes: list[list[np.ndarray]]):
-        with self.clock("prepare"):
-            y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))[:, None]
-            y /= luma_scale(self.in_bits)
-        with self.clock("infer"):
-            y_sr = self.upscaler(y)
-        with self.clock("finish"):
-            y_sr = y_sr[:, 0] * luma_scale(self.out_bits)
-            cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
-            chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch)) for c in p[1:]) for p in planes]
-            return [to_code(t, self.out_bits) for t in y_sr], chroma
-
-    def _rgb_path(self, planes: list[list[np.ndarray]]):
-        w, h = self.width, self.height
-        with self.clock("prepare"):
-            y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))
-            u = torch.from_numpy(np.stack([resize_plane(p[1], w, h) for p in planes]).astype(np.float32))
-            v = torch.from_numpy(np.stack([resize_plane(p[2], w, h) for p in planes]).astype(np.float32))
-            rgb = yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
-        with self.clock("infer"):
-            sr = self.upscaler(rgb)
-        with self.clock("finish"):
-            return self._rgb_back(sr)
+    def _luma_back(self, y_sr: torch.Tensor, planes: list[list[np.ndarray]]):
+        y_sr = y_sr[:, 0] * luma_scale(self.out_bits)
+        cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
+        chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch)) for c in p[1:]) for p in planes]
+        return [to_code(t, self.out_bits) for t in y_sr], chroma
 
     def _rgb_back(self, sr: torch.Tensor):
         y2, u2, v2 = rgb_to_yuv(sr, self.matrix, self.range, self.out_bits)
