@@ -106,6 +106,19 @@ def test_resume_without_moments_is_recorded(tmp_path, data):
     assert state["moments_reset_at"] == [2]
 
 
+def test_a_changed_recipe_is_recorded_with_its_step(tmp_path, data):
+    r = recipe(tmp_path)
+    run(r, data, tmp_path / "e", max_steps=2)
+    old = r.sha256
+    r2 = recipe(tmp_path, lr=5e-4)  # the same id, a refitted schedule
+    state = run(r2, data, tmp_path / "e", resume=True, max_steps=1)
+    assert state["recipe_changes"] == [{"step": 2, "from": old, "to": r2.sha256}]
+    m = json.loads((tmp_path / "e/manifest.json").read_text())
+    assert m["training"]["recipe_changes"] == state["recipe_changes"] and m["recipe_sha256"] == r2.sha256
+    run(r2, data, tmp_path / "e", resume=True, max_steps=1)  # unchanged since: nothing new recorded
+    assert json.loads((tmp_path / "e/train_state.json").read_text())["recipe_changes"] == state["recipe_changes"]
+
+
 def test_patches_are_paired_and_multi_scale(tmp_path, data):
     from vidsr.train.data import image_files
 

@@ -91,6 +91,11 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     if resume and state_path.is_file():
         state = json.loads(state_path.read_text())
         if state.get("recipe_sha256") != recipe.sha256:
+            # A changed recipe (a schedule refitted to the budget, say) is allowed, but the manifest must say at
+            # which step it happened, since a rerun from scratch of the new recipe would not retrace those steps.
+            state.setdefault("recipe_changes", []).append({"step": state["step"], "from": state["recipe_sha256"],
+                                                           "to": recipe.sha256})
+            state["recipe_sha256"] = recipe.sha256
             log(f"note: {recipe.path} changed since step {state['step']}; resuming with the new recipe")
         model.load_state_dict(load_file(str(out / WEIGHTS)))
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
@@ -206,6 +211,7 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
                                  "moments_reset_at)",
             "moments_reset_at": state.get("moments_reset_at", []),
+            "recipe_changes": state.get("recipe_changes", []),
         },
         "curve": state["curve"],
         "eval": table,
