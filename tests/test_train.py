@@ -11,7 +11,7 @@ from safetensors.numpy import load_file
 
 from vidsr.models.engine import find_engine
 from vidsr.train.data import load_pairs, sample_batch
-from vidsr.train.loop import train
+from vidsr.train.loop import train, warm_start
 from vidsr.train.recipe import load_recipe
 
 RECIPE = """
@@ -117,6 +117,32 @@ def test_a_changed_recipe_is_recorded_with_its_step(tmp_path, data):
     assert m["training"]["recipe_changes"] == state["recipe_changes"] and m["recipe_sha256"] == r2.sha256
     run(r2, data, tmp_path / "e", resume=True, max_steps=1)  # unchanged since: nothing new recorded
     assert json.loads((tmp_path / "e/train_state.json").read_text())["recipe_changes"] == state["recipe_changes"]
+
+
+def test_mdsrwarm_started_from_edsrs_starts_where_they_are(tmp_path, data, monkeypatch):
+    import torch
+
+    from vidsr.models.registry import architecture
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path / "engines"))
+    cfg = '{blocks = 1, features = 8}'
+    for s in (2, 3):
+        run(recipe(tmp_path, scales=f"[{s}]", config=cfg, rid=f"e{s}"), data, tmp_path / "engines" / f"e{s}")
+    shas = {e: json.loads((tmp_path / f"engines/{e}/manifest.json").read_text())["weights_sha256"]
+            for e in ("e2", "e3")}
+    r = recipe(tmp_path, preset="mdsr", scales="[2, 3]", config=cfg, rid="m")
+    r.init_from = ("e2", "e3")
+    assert run(r, data, tmp_path / "engines/m", max_steps=1)["init_from"] == shas
+    mdsr = architecture("mdsr").build({"blocks": 1, "features": 8}, (2, 3))
+    assert warm_start(mdsr, ("e2", "e3"), lambda s: None) == shas
+    x = torch.rand(1, 3, 12, 12)
+    e2 = architecture("edsr").build({"blocks": 1, "features": 8}, (2,))
+    warm_start(e2, ("e2",), lambda s: None)
+    mdsr.scale = 2
+    with torch.no_grad():
+        torch.testing.assert_close(mdsr(x), e2(x), rtol=0, atol=1e-6)  # the pre-blocks start as the identity
+        mdsr.scale = 3
+        assert mdsr(x).shape == (1, 3, 36, 36)
 
 
 def test_patches_are_paired_and_multi_scale(tmp_path, data):

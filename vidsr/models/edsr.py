@@ -66,6 +66,25 @@ class MDSR(nn.Module):
         self.up = nn.ModuleDict({str(s): Upsampler(s, features) for s in self.scales})
         self.tail = nn.Conv2d(features, channels, 3, padding=1)
         self.scale = self.scales[0]
+        # Each pre-processing block starts as the identity (its last conv zeroed): a warm start from EDSR then
+        # begins exactly where EDSR is, and a cold start loses nothing, since the block still learns.
+        for block in self.pre.values():
+            for res in block:
+                nn.init.zeros_(res.conv2.weight)
+                nn.init.zeros_(res.conv2.bias)
+
+    def adopt(self, edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Tensor]:
+        """An EDSR state dict of ``scale`` renamed into this model's keys: head and body are shared, EDSR's
+        upsampler becomes this scale's, and its last conv the shared tail."""
+        out = {}
+        for key, value in edsr.items():
+            if key.startswith("tail.0."):
+                out[f"up.{scale}.{key[len('tail.0.'):]}"] = value
+            elif key.startswith("tail.1."):
+                out[f"tail.{key[len('tail.1.'):]}"] = value
+            else:
+                out[key] = value
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The active scale is module state, not an argument, so that MDSR exports to ONNX with the same

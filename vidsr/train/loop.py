@@ -53,6 +53,28 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
 
 
+def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None]) -> dict[str, str]:
+    """Copy every tensor of the source engines whose name and shape this model shares; returns {engine: weights
+    sha256}, so that the manifest says exactly which weights the run started from."""
+    own = model.state_dict()
+    taken: dict[str, torch.Tensor] = {}
+    used = {}
+    for engine_id in sources:
+        folder = engines_dir() / engine_id
+        src = load_file(str(folder / WEIGHTS))
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if hasattr(model, "adopt"):
+            src = model.adopt(src, manifest["scales"][0])
+        # The upsampler of another scale has other shapes: it is skipped and starts fresh.
+        new = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and k not in taken}
+        taken |= new
+        used[engine_id] = manifest["weights_sha256"]
+        log(f"initialised {len(new)} tensors from {engine_id}")
+    model.load_state_dict(taken, strict=False)
+    log(f"{len(taken)}/{len(own)} tensors warm-started")
+    return used
+
+
 def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int) -> dict:
     arch = architecture(recipe.arch)
     if hasattr(model, "scales"):
@@ -106,13 +128,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             state["moments_reset_at"] = state.get("moments_reset_at", []) + [state["step"]]
             log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
     elif recipe.init_from:
-        src = load_file(str(engines_dir() / recipe.init_from / WEIGHTS))
-        own = model.state_dict()
-        # The body transfers between scales; the upsampler's shapes differ and are skipped.
-        shared = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(shared, strict=False)
-        log(f"initialised {len(shared)}/{len(own)} tensors from {recipe.init_from}")
-
+        state["init_from"] = warm_start(model, recipe.init_from, log)
     bf16 = has_fast_bf16()
     model = model.to(memory_format=torch.channels_last).train()
     cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
@@ -212,6 +228,7 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
                                  "moments_reset_at)",
             "moments_reset_at": state.get("moments_reset_at", []),
             "recipe_changes": state.get("recipe_changes", []),
+            "init_from": state.get("init_from", {}),
         },
         "curve": state["curve"],
         "eval": table,

@@ -42,7 +42,9 @@ class Recipe:
     clip_theta: float = 0.0  # VDSR's adjustable clipping: gradients clipped to +-theta/lr
     augment: bool = True
     seed: int = 0
-    init_from: str = ""  # engine id whose body initialises this one (EDSR x3/x4 from x2)
+    # Engine ids whose weights initialise this one (EDSR x3/x4 from x2; MDSR from the three EDSRs). Where two
+    # sources hold the same tensor, the first listed wins.
+    init_from: tuple[str, ...] = ()
     eval_every: int = 500
     checkpoint_every: int = 100
     notes: str = ""
@@ -72,6 +74,10 @@ def load_recipe(path: str | Path) -> Recipe:
     extra = {k: v for k, v in t.items() if k not in known}
     if extra:
         raise ValueError(f"{path}: unknown [train] keys {sorted(extra)}")
+    if isinstance(t.get("init_from"), str):
+        t["init_from"] = (t["init_from"],)
+    elif "init_from" in t:
+        t["init_from"] = tuple(t["init_from"])
     if "betas" in t:
         t["betas"] = tuple(t["betas"])
     return Recipe(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],

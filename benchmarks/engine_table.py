@@ -1,0 +1,47 @@
+"""Print the README's table of shipped engines from their manifests, next to the papers' bars.
+
+The numbers come only from ``engines/*/manifest.json`` (written by ``vidsr train`` with the ``vidsr eval``
+protocol), so the README can be regenerated rather than retyped:
+
+    python benchmarks/engine_table.py
+"""
+
+from __future__ import annotations
+
+from vidsr.models.engine import list_engines
+from vidsr.models.flops import gflop_per_output_mp
+
+# Y-PSNR bars (Set5, Set14) per family and scale: the papers' numbers, as issue 3 sets them. MDSR's bar is
+# EDSR-baseline's less 0.1 dB.
+BARS = {
+    "srcnn": {2: (36.66, 32.42), 3: (32.75, 29.28), 4: (30.48, 27.49)},
+    "vdsr": {2: (37.53, 33.03), 3: (33.66, 29.77), 4: (31.35, 28.01)},
+    "edsr": {2: (37.90, 33.45), 3: (34.25, 30.15), 4: (31.95, 28.45)},
+}
+BARS["mdsr"] = {s: (a - 0.1, b - 0.1) for s, (a, b) in BARS["edsr"].items()}
+
+
+def _cell(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    return f"{entry['psnr']:.2f} ({entry['bicubic_psnr']:.2f})"
+
+
+def rows() -> list[str]:
+    out = ["| engine | scale | params | GFLOP per output MP | steps | CPU-h | Set5 Y-PSNR (bicubic) | Set14 (bicubic) "
+           "| paper bar Set5 / Set14 |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in list_engines():
+        m = e.manifest
+        t = m.get("training", {})
+        for s in e.scales:
+            ev = m.get("eval", {})
+            bar = BARS.get(e.family, {}).get(s)
+            out.append(f"| {e.id} | x{s} | {m['params']:,} | {gflop_per_output_mp(e, s):.1f} | {t.get('steps', 0):,} "
+                       f"| {t.get('cpu_hours', 0)} | {_cell(ev.get('Set5', {}).get(str(s)))} "
+                       f"| {_cell(ev.get('Set14', {}).get(str(s)))} "
+                       f"| {f'{bar[0]:.2f} / {bar[1]:.2f}' if bar else '-'} |")
+    return out
+
+
+if __name__ == "__main__":
+    print("\n".join(rows()))
