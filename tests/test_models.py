@@ -43,9 +43,9 @@ def test_vdsr_is_20_layers_and_starts_close_to_its_input():
         assert (m(x) - x).abs().max() < 0.05  # global residual with a near-zero last layer
 
 
-def test_srcnn_915_keeps_size():
+def test_srcnn_955_keeps_size():
     m = SRCNN()
-    assert [c.kernel_size[0] for c in (m.conv1, m.conv2, m.conv3)] == [9, 1, 5]
+    assert [c.kernel_size[0] for c in (m.conv1, m.conv2, m.conv3)] == [9, 5, 5]
     assert m(torch.rand(1, 1, 20, 20)).shape == (1, 1, 20, 20)
 
 

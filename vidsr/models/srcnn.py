@@ -1,4 +1,4 @@
-"""SRCNN (Dong et al. 2014): three convolutions on the bicubic-upscaled Y channel."""
+"""SRCNN (Dong et al. 2014, 2016): three convolutions on the bicubic-upscaled Y channel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from torch import nn
 
 
 class SRCNN(nn.Module):
-    def __init__(self, f1: int = 9, f2: int = 1, f3: int = 5, n1: int = 64, n2: int = 32, channels: int = 1):
+    def __init__(self, f1: int = 9, f2: int = 5, f3: int = 5, n1: int = 64, n2: int = 32, channels: int = 1):
         super().__init__()
         # 'same' padding keeps the output the size of the input, so frames need no border handling.
         self.conv1 = nn.Conv2d(channels, n1, f1, padding=f1 // 2)
