@@ -23,6 +23,7 @@ config = {config}
 [data]
 train = ["train/pics"]
 val = "test/val"
+eval = ["test/val"]
 patch = {patch}
 [train]
 seed = 3
@@ -56,7 +57,7 @@ def recipe(tmp_path, preset="edsr-baseline", scales="[2]", config='{blocks = 1, 
 
 
 def run(r, data, out, **kw):
-    return train(r, data, out, log=lambda s: None, val_sets=("test/val",), **kw)
+    return train(r, data, out, log=lambda s: None, **kw)
 
 
 def test_chunks_resume_to_the_same_weights(tmp_path, data):
@@ -175,3 +176,27 @@ def test_shipped_recipes_parse():
     for path in sorted((REPO / "recipes").glob("*.toml")):
         r = load_recipe(path)
         assert r.steps > 0 and r.batch > 0, path
+
+
+def test_cli_never_overwrites_a_run_without_being_told(tmp_path, data, vidsr):
+    r = recipe(tmp_path)
+    out = tmp_path / "run"
+    p = vidsr("train", r.path, "--data", data, "--out", out, "--max-steps", "2", check=0)
+    assert json.loads(p.stdout)["step"] == 2
+    weights = (out / "model.safetensors").read_bytes()
+    p = vidsr("train", r.path, "--data", data, "--out", out, "--max-steps", "2", check=2)
+    assert b"--resume" in p.stderr and b"Traceback" not in p.stderr
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert json.loads(vidsr("train", r.path, "--data", data, "--out", out, "--resume", "--max-steps", "1",
+                            check=0).stdout)["step"] == 3
+    assert json.loads(vidsr("train", r.path, "--data", data, "--out", out, "--restart", "--max-steps", "1",
+                            check=0).stdout)["step"] == 1
+
+
+def test_a_recipe_cannot_train_on_its_validation_set(tmp_path):
+    path = tmp_path / "leak.toml"
+    path.write_text(RECIPE.format(id="leak", preset="srcnn", scales="[2]", config="{}", patch=16, loss="mse",
+                                  opt="adam", lr=1e-3, clip=0.0).replace('train = ["train/pics"]',
+                                                                         'train = ["train/pics", "test"]'))
+    with pytest.raises(ValueError, match="held out"):
+        load_recipe(path)

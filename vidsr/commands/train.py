@@ -16,12 +16,14 @@ from vidsr.errors import UsageError
               default=Path("../shared/data"), show_default=True, help="Folder holding train/ and test/.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Engine folder [engines/<id>].")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the engine folder.")
+@click.option("--restart", is_flag=True,
+              help="Start again from step 0 although the engine folder holds a run (its weights are replaced).")
 @click.option("--max-minutes", type=float, default=0.0, help="Stop (with a checkpoint) after this much wall time.")
 @click.option("--max-steps", type=int, default=0, help="Stop after this many more steps.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Torch threads [every core]. Use fewer to leave cores for other work; results do not change.")
-def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_minutes: float, max_steps: int,
-          threads: int | None) -> None:
+def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart: bool, max_minutes: float,
+          max_steps: int, threads: int | None) -> None:
     """Train the model a RECIPE describes, in resumable chunks.
 
     Writes engines/<id>/ (weights, manifest with the eval table, training state). Log lines go to stderr; a JSON
@@ -30,7 +32,10 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_min
     \b
     Example:
       vidsr train recipes/edsr-baseline-x2.toml --data ../shared/data --max-minutes 60 --resume
+      vidsr train recipes/srcnn-x2.toml --out /tmp/srcnn-try --max-steps 200   # a fresh run, elsewhere
     """
+    from vidsr.models.engine import engines_dir
+    from vidsr.train.loop import STATE
     from vidsr.train.loop import train as run_training
     from vidsr.train.recipe import load_recipe
 
@@ -38,6 +43,13 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, max_min
         r = load_recipe(recipe)
     except (KeyError, ValueError) as e:
         raise UsageError(f"{recipe}: bad recipe: {e}") from e
+    if resume and restart:
+        raise UsageError("--resume and --restart contradict each other")
+    folder = out or engines_dir() / r.id
+    if not resume and not restart and (folder / STATE).is_file():
+        # A fresh run would overwrite shipped (or hours-old) weights at its first checkpoint.
+        raise UsageError(f"{folder} already holds a run; pass --resume to continue it, --out DIR to start one "
+                         "elsewhere, or --restart to replace it")
     state = run_training(r, data_root, out, resume, max_minutes, max_steps, lambda line: click.echo(line, err=True),
                          threads=threads)
     emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})

@@ -87,7 +87,7 @@ def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarr
 
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
           max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
-          val_sets: tuple[str, ...] = ("test/Set5", "test/Set14"), threads: int | None = None) -> dict:
+          threads: int | None = None) -> dict:
     """Run (or continue) ``recipe`` until its last step, ``max_minutes`` of wall time, or ``max_steps`` more steps.
     Returns the state written."""
     tune_allocator()
@@ -133,7 +133,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     model = model.to(memory_format=torch.channels_last).train()
     cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
     pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
-    val_images = load_set(data_root / val_sets[0])
+    val_images = load_set(data_root / recipe.val_dir)
     loss_fn = torch.nn.L1Loss() if recipe.loss == "l1" else torch.nn.MSELoss()
 
     start_wall, start_cpu = time.time(), time.process_time()
@@ -185,21 +185,21 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             for s in recipe.scales:
                 point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s)["psnr"], 3)
             state["curve"].append(point)
-            log(f"val {val_sets[0]} {point}")
+            log(f"val {recipe.val_dir} {point}")
         if state["step"] % recipe.checkpoint_every == 0:
             checkpoint()
     checkpoint()
-    write_engine_manifest(recipe, out, state, dhash, data_root, val_sets, bf16, log)
+    write_engine_manifest(recipe, out, state, dhash, data_root, bf16, log)
     return state
 
 
 def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, data_root: Path,
-                          val_sets: tuple[str, ...], bf16: bool, log: Callable[[str], None]) -> dict:
+                          bf16: bool, log: Callable[[str], None]) -> dict:
     """The manifest of the weights just written, with the eval table on every validation set and scale."""
     model = architecture(recipe.arch).build(recipe.config, recipe.scales)
     model.load_state_dict(load_file(str(out / WEIGHTS)))
     table: dict[str, dict[str, dict]] = {}
-    for vs in val_sets:
+    for vs in recipe.eval_dirs:
         images = load_set(data_root / vs)
         name = Path(vs).name
         for s in recipe.scales:

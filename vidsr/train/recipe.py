@@ -23,7 +23,8 @@ class Recipe:
     config: dict[str, Any]
     scales: tuple[int, ...]
     train_dirs: list[str]
-    val_dir: str
+    val_dir: str  # the curve's set, scored every eval_every steps
+    eval_dirs: tuple[str, ...]  # the manifest's eval table: the curve's set and the others
     patch: int
     batch: int
     steps: int
@@ -74,6 +75,10 @@ def load_recipe(path: str | Path) -> Recipe:
     extra = {k: v for k, v in t.items() if k not in known}
     if extra:
         raise ValueError(f"{path}: unknown [train] keys {sorted(extra)}")
+    train_dirs = [Path(x) for x in d.get("train", ["train/T91", "train/BSD200"])]
+    for held in [d.get("val", "test/Set5"), *d.get("eval", ["test/Set14"])]:
+        if any(Path(held) == x or Path(held).is_relative_to(x) or x.is_relative_to(held) for x in train_dirs):
+            raise ValueError(f"{path}: {held} is held out for validation and cannot also be trained on")
     if isinstance(t.get("init_from"), str):
         t["init_from"] = (t["init_from"],)
     elif "init_from" in t:
@@ -83,5 +88,7 @@ def load_recipe(path: str | Path) -> Recipe:
     return Recipe(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
                   config=config, scales=tuple(model["scales"]), train_dirs=list(d.get("train", ["train/T91",
-                  "train/BSD200"])), val_dir=d.get("val", "test/Set5"), patch=d["patch"],
+                  "train/BSD200"])), val_dir=d.get("val", "test/Set5"),
+                  eval_dirs=tuple(dict.fromkeys([d.get("val", "test/Set5"), *d.get("eval", ["test/Set14"])])),
+                  patch=d["patch"],
                   augment=d.get("augment", True), notes=data.get("notes", ""), **t)
