@@ -3,10 +3,13 @@
 The numbers come only from ``engines/*/manifest.json`` (written by ``vidsr train`` with the ``vidsr eval``
 protocol), so the README can be regenerated rather than retyped:
 
-    python benchmarks/engine_table.py
+    python benchmarks/engine_table.py            # the eval table
+    python benchmarks/engine_table.py --curves   # each engine's Set5 curve against CPU-hours
 """
 
 from __future__ import annotations
+
+import sys
 
 from vidsr.models.engine import list_engines
 from vidsr.models.flops import gflop_per_output_mp
@@ -43,5 +46,22 @@ def rows() -> list[str]:
     return out
 
 
+def curves() -> list[str]:
+    out = []
+    for e in list_engines():
+        m = e.manifest
+        points = m.get("curve", [])
+        if not points:
+            continue
+        out.append(f"{e.id}:")
+        for p in points:
+            psnrs = " ".join(f"{k} {v:.2f}" for k, v in p.items() if k.startswith("x"))
+            out.append(f"  step {p['step']:>6,}  {p['cpu_hours']:>6.2f} CPU-h  {psnrs}")
+        t = m.get("training", {})
+        for change in t.get("recipe_changes", []):
+            out.append(f"  recipe changed at step {change['step']:,}")
+    return out
+
+
 if __name__ == "__main__":
-    print("\n".join(rows()))
+    print("\n".join(curves() if "--curves" in sys.argv[1:] else rows()))
