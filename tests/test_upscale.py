@@ -201,7 +201,10 @@ def test_failure_mid_stream_leaves_no_output(tmp_path, engines):
 def test_signals_stop_cleanly(env, tmp_path, sig):
     src = make_clip(tmp_path / "in.mkv", w=160, h=120, frames=400, audio=False)
     p = subprocess.Popen([sys.executable, "-m", "vidsr", "upscale", str(src), "-o", str(tmp_path / "out.mkv"),
-                          "--model", "vdsr"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          "--model", "vdsr"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         # A shell's background job (nohup ... &) starts with SIGINT ignored, and Python then keeps
+                         # it ignored: give the child the default disposition a terminal user has.
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not any(".partial" in n for n in os.listdir(tmp_path)) and time.time() < deadline:
         time.sleep(0.05)
