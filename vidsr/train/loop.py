@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vidsr.hashing import sha256_file
 from vidsr.models.engine import WEIGHTS, base_manifest, engines_dir, write_manifest
 from vidsr.models.registry import architecture
 from vidsr.quality.evaluate import evaluate_images, load_set
@@ -68,7 +69,8 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
         # The upsampler of another scale has other shapes: it is skipped and starts fresh.
         new = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and k not in taken}
         taken |= new
-        used[engine_id] = manifest["weights_sha256"]
+        # The hash of the file read, not the manifest's claim: a source mid-training can be ahead of its manifest.
+        used[engine_id] = sha256_file(folder / WEIGHTS)
         log(f"initialised {len(new)} tensors from {engine_id}")
     model.load_state_dict(taken, strict=False)
     log(f"{len(taken)}/{len(own)} tensors warm-started")
