@@ -75,9 +75,11 @@ def load_recipe(path: str | Path) -> Recipe:
     extra = {k: v for k, v in t.items() if k not in known}
     if extra:
         raise ValueError(f"{path}: unknown [train] keys {sorted(extra)}")
-    train_dirs = [Path(x) for x in d.get("train", ["train/T91", "train/BSD200"])]
-    for held in [d.get("val", "test/Set5"), *d.get("eval", ["test/Set14"])]:
-        if any(Path(held) == x or Path(held).is_relative_to(x) or x.is_relative_to(held) for x in train_dirs):
+    train_dirs = list(d.get("train", ["train/T91", "train/BSD200"]))
+    val_dir = d.get("val", "test/Set5")
+    eval_dirs = tuple(dict.fromkeys([val_dir, *d.get("eval", ["test/Set14"])]))
+    for held in map(Path, eval_dirs):
+        if any(held == x or held.is_relative_to(x) or x.is_relative_to(held) for x in map(Path, train_dirs)):
             raise ValueError(f"{path}: {held} is held out for validation and cannot also be trained on")
     if isinstance(t.get("init_from"), str):
         t["init_from"] = (t["init_from"],)
@@ -87,8 +89,7 @@ def load_recipe(path: str | Path) -> Recipe:
         t["betas"] = tuple(t["betas"])
     return Recipe(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
-                  config=config, scales=tuple(model["scales"]), train_dirs=list(d.get("train", ["train/T91",
-                  "train/BSD200"])), val_dir=d.get("val", "test/Set5"),
-                  eval_dirs=tuple(dict.fromkeys([d.get("val", "test/Set5"), *d.get("eval", ["test/Set14"])])),
+                  config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
+                  eval_dirs=eval_dirs,
                   patch=d["patch"],
                   augment=d.get("augment", True), notes=data.get("notes", ""), **t)
