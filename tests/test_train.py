@@ -89,6 +89,7 @@ def test_a_fixed_seed_repeats_and_another_seed_differs(tmp_path, data):
 def test_manifest_records_provenance_and_loads_as_an_engine(tmp_path, data):
     r = recipe(tmp_path, rid="tiny-vdsr", preset="vdsr", scales="[2, 3]", config="{depth = 3, features = 8}",
                patch=20, loss="mse", opt="sgd", lr=0.05, clip=0.01)
+    r.mix_scales = True  # as the shipped VDSR recipe: scales mixed within a batch
     run(r, data, tmp_path / "engines" / "tiny-vdsr")
     m = json.loads((tmp_path / "engines/tiny-vdsr/manifest.json").read_text())
     assert m["recipe_sha256"] == r.sha256 and len(m["data_manifest_sha256"]) == 64
@@ -163,6 +164,25 @@ def test_patches_are_paired_and_multi_scale(tmp_path, data):
     assert x.shape == y.shape == (2, 1, 20, 20) and x.dtype == np.float32
 
 
+def test_mixed_scales_put_every_scale_in_one_batch():
+    from vidsr.train.data import Pairs
+
+    # Planes filled with a value that names their scale, so each patch says where it came from.
+    pairs = [Pairs(s, [np.full((30, 30), s / 10, np.float32)] * 2, [np.full((30, 30), s / 100, np.float32)] * 2)
+             for s in (2, 3, 4)]
+    x, y, s = sample_batch(pairs, 24, 20, False, True, np.random.default_rng(1), mix_scales=True)
+    assert s == 0 and x.shape == y.shape == (24, 1, 20, 20)
+    scales = np.round(x[:, 0, 0, 0] * 10)
+    assert set(scales) == {2, 3, 4}
+    assert np.allclose(y[:, 0, 0, 0] * 100, scales)  # input and target from the same scale
+    # Without mixing (the default, which MDSR needs), a batch holds one scale.
+    for seed in range(5):
+        x, y, s = sample_batch(pairs, 8, 20, False, True, np.random.default_rng(seed))
+        assert s in (2, 3, 4) and np.allclose(x * 10, s) and np.allclose(y * 100, s)
+    with pytest.raises(ValueError, match="HR-space"):
+        sample_batch(pairs, 2, 8, True, False, np.random.default_rng(0), mix_scales=True)
+
+
 def test_learning_rate_is_a_function_of_the_step(tmp_path):
     r = recipe(tmp_path)
     r.steps, r.warmup, r.lr = 100, 10, 1.0
@@ -200,3 +220,14 @@ def test_a_recipe_cannot_train_on_its_validation_set(tmp_path):
                                                                          'train = ["train/pics", "test"]'))
     with pytest.raises(ValueError, match="held out"):
         load_recipe(path)
+
+
+def test_mixed_scales_need_an_hr_space_model(tmp_path):
+    path = tmp_path / "mixed.toml"
+    path.write_text(RECIPE.format(id="mixed", preset="edsr-baseline", scales="[2, 3]", config="{}", patch=16,
+                                  loss="l1", opt="adam", lr=1e-3, clip=0.0).replace("patch = 16",
+                                                                                    "patch = 16\nmix_scales = true"))
+    with pytest.raises(ValueError, match="mix_scales"):
+        load_recipe(path)
+    assert load_recipe(REPO / "recipes" / "vdsr.toml").mix_scales
+

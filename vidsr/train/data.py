@@ -94,20 +94,27 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: bool, augment: bool,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-    """One batch of (input, target) patches as float32 NCHW in [0, 1], plus its scale.
+                 rng: np.random.Generator, mix_scales: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """One batch of (input, target) patches as float32 NCHW in [0, 1], plus its scale (0 when mixed).
 
     ``patch`` is the LR patch side for LR-space models (EDSR) and the HR side for HR-space ones (VDSR). For
-    multi-scale models one scale is drawn per batch, since MDSR routes a whole batch through one head.
+    multi-scale models one scale is drawn per batch by default, since MDSR routes a whole batch through one head.
+    ``mix_scales`` draws the scale per patch instead, as VDSR's paper does (its training set holds every scale,
+    shuffled): one network sees every scale in every step, rather than being pulled toward one scale a step.
     """
-    pairs = pairs_by_scale[rng.integers(len(pairs_by_scale))]
-    s = pairs.scale
-    src = pairs.lr if lr_space else pairs.hr
+    if mix_scales and lr_space:
+        raise ValueError("mix_scales needs HR-space patches (every scale the same size), not LR-space ones")
     # A few T91 images are smaller than a patch at x4 (LR side 19 px): they are never drawn.
-    eligible = [i for i, a in enumerate(src) if min(a.shape[:2]) >= patch]
+    eligible = [[i for i, a in enumerate(p.lr if lr_space else p.hr) if min(a.shape[:2]) >= patch]
+                for p in pairs_by_scale]
+    if not mix_scales:
+        k = int(rng.integers(len(pairs_by_scale)))
     xs, ys = [], []
     for _ in range(batch):
-        i = eligible[rng.integers(len(eligible))]
+        if mix_scales:
+            k = int(rng.integers(len(pairs_by_scale)))
+        pairs, s = pairs_by_scale[k], pairs_by_scale[k].scale
+        i = eligible[k][rng.integers(len(eligible[k]))]
         lr, hr = pairs.lr[i], pairs.hr[i]
         if lr_space:
             h, w = lr.shape[:2]
@@ -119,10 +126,10 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
             top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
             x = lr[top:top + patch, left:left + patch]
             y = hr[top:top + patch, left:left + patch]
-        k = int(rng.integers(8)) if augment else 0
-        xs.append(_dihedral(x, k))
-        ys.append(_dihedral(y, k))
-    return _to_nchw(xs), _to_nchw(ys), s
+        turn = int(rng.integers(8)) if augment else 0
+        xs.append(_dihedral(x, turn))
+        ys.append(_dihedral(y, turn))
+    return _to_nchw(xs), _to_nchw(ys), 0 if mix_scales else s
 
 
 def _to_nchw(patches: list[np.ndarray]) -> np.ndarray:

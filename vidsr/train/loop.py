@@ -159,8 +159,9 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     while state["step"] < stop_step and time.time() < deadline:
         step = state["step"]
         rng = np.random.default_rng([recipe.seed, step])
-        x, y, scale = sample_batch(pairs, recipe.batch, recipe.patch, arch.input_space == "LR", recipe.augment, rng)
-        if hasattr(model, "scales"):
+        x, y, scale = sample_batch(pairs, recipe.batch, recipe.patch, arch.input_space == "LR", recipe.augment, rng,
+                                   recipe.mix_scales)
+        if scale and hasattr(model, "scales"):
             model.scale = scale
         lr = recipe.lr_at(step)
         for group in opt.param_groups:

@@ -42,6 +42,7 @@ class Recipe:
     min_lr_ratio: float = 0.01
     clip_theta: float = 0.0  # VDSR's adjustable clipping: gradients clipped to +-theta/lr
     augment: bool = True
+    mix_scales: bool = False  # multi-scale HR-space models (VDSR): a scale per patch, not one per batch
     seed: int = 0
     # Engine ids whose weights initialise this one (EDSR x3/x4 from x2; MDSR from the three EDSRs). Where two
     # sources hold the same tensor, the first listed wins.
@@ -81,6 +82,8 @@ def load_recipe(path: str | Path) -> Recipe:
     for held in map(Path, eval_dirs):
         if any(held == x or held.is_relative_to(x) or x.is_relative_to(held) for x in map(Path, train_dirs)):
             raise ValueError(f"{path}: {held} is held out for validation and cannot also be trained on")
+    if d.get("mix_scales") and architecture(arch).input_space != "HR":
+        raise ValueError(f"{path}: mix_scales needs a model that takes HR-size input (VDSR, SRCNN)")
     if isinstance(t.get("init_from"), str):
         t["init_from"] = (t["init_from"],)
     elif "init_from" in t:
@@ -91,5 +94,5 @@ def load_recipe(path: str | Path) -> Recipe:
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
                   config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
                   eval_dirs=eval_dirs,
-                  patch=d["patch"],
-                  augment=d.get("augment", True), notes=data.get("notes", ""), **t)
+                  patch=d["patch"], augment=d.get("augment", True), mix_scales=d.get("mix_scales", False),
+                  notes=data.get("notes", ""), **t)
