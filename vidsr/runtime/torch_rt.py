@@ -25,12 +25,14 @@ class TorchRuntime:
     model: nn.Module
     device: str = "cpu"
     precision: str = "auto"
+    threads: int | None = None  # CPU threads; None: every core we may use (``default_threads``)
     name: str = field(default="torch", init=False)
 
     def __post_init__(self) -> None:
         tune_allocator()
         if self.device == "cpu":
-            torch.set_num_threads(default_threads())
+            # torch's thread count is process-wide: a caller that set its own (training with --threads) passes it.
+            torch.set_num_threads(self.threads or default_threads())
         self.precision = resolve_precision(self.precision, self.device)
         if self.precision == "fp16" and not self.device.startswith("cuda"):
             raise ValueError("fp16 needs --device cuda; on a CPU use fp32 or bf16")

@@ -81,7 +81,8 @@ def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarr
     arch = architecture(recipe.arch)
     if hasattr(model, "scales"):
         model.scale = scale
-    up = Upscaler(arch, scale, TorchRuntime(model, "cpu", "fp32"))
+    # The run's own thread count: the runtime would otherwise reset it to every core for the rest of the run.
+    up = Upscaler(arch, scale, TorchRuntime(model, "cpu", "fp32", threads=torch.get_num_threads()))
     result = evaluate_images(up, arch.colour, images, scale)
     model.train()
     return result
@@ -89,9 +90,13 @@ def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarr
 
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
           max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
-          threads: int | None = None) -> dict:
+          threads: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Run (or continue) ``recipe`` until its last step, ``max_minutes`` of wall time, or ``max_steps`` more steps.
-    Returns the state written."""
+    Returns the state written.
+
+    ``should_stop`` is asked between steps (a signal handler sets it): the run then checkpoints the step it
+    finished and returns without the manifest's eval, which takes minutes a shutdown may not have. The state then
+    holds ``"stopped": True``."""
     tune_allocator()
     torch.set_num_threads(threads or default_threads())
     out = out or engines_dir() / recipe.id
@@ -156,7 +161,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         tmp.write_text(json.dumps(state, indent=1) + "\n")
         os.replace(tmp, state_path)
 
-    while state["step"] < stop_step and time.time() < deadline:
+    while state["step"] < stop_step and time.time() < deadline and not should_stop():
         step = state["step"]
         rng = np.random.default_rng([recipe.seed, step])
         x, y, scale = sample_batch(pairs, recipe.batch, recipe.patch, arch.input_space == "LR", recipe.augment, rng,
@@ -192,6 +197,8 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         if state["step"] % recipe.checkpoint_every == 0:
             checkpoint()
     checkpoint()
+    if should_stop():
+        return state | {"stopped": True}
     write_engine_manifest(recipe, out, state, dhash, data_root, bf16, log)
     return state
 
