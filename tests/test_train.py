@@ -1,6 +1,10 @@
 """Training: resumable chunks that match an uninterrupted run, honest seeds, cached pairs, manifests."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -98,6 +102,18 @@ def test_manifest_records_provenance_and_loads_as_an_engine(tmp_path, data):
     assert m["eval"]["val"]["2"]["bicubic_psnr"] > 20
     engine = find_engine("vdsr", 3, tmp_path / "engines")
     assert engine.load(3) is not None
+
+
+def test_threads_hold_through_the_evals(tmp_path, data):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        run(recipe(tmp_path), data, tmp_path / "one", threads=1)  # evals at steps 3 and 6, then the manifest's
+        # The eval's runtime used to reset torch to every core, so --threads 1 held only until the first eval.
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_resume_without_moments_is_recorded(tmp_path, data):
@@ -230,4 +246,33 @@ def test_mixed_scales_need_an_hr_space_model(tmp_path):
     with pytest.raises(ValueError, match="mix_scales"):
         load_recipe(path)
     assert load_recipe(REPO / "recipes" / "vdsr.toml").mix_scales
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_at_a_checkpoint_that_resumes_exactly(tmp_path, data, env, vidsr, sig):
+    r = recipe(tmp_path)
+    long = tmp_path / "long.toml"
+    long.write_text(r.path.read_text().replace("steps = 6", "steps = 100000").replace("checkpoint_every = 2",
+                                                                                      "checkpoint_every = 1000"))
+    out, log = tmp_path / "stopped", tmp_path / "stderr.txt"
+    with open(log, "wb") as err_file:
+        p = subprocess.Popen([sys.executable, "-m", "vidsr", "train", str(long), "--data", str(data), "--out",
+                              str(out), "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=err_file,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+        deadline = time.time() + 120
+        while b"step 20/" not in log.read_bytes() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)  # the loop is running, between periodic checkpoints
+        p.send_signal(sig)
+        stdout, _ = p.communicate(timeout=120)
+    err = log.read_bytes()
+    assert p.returncode == 128 + sig, err
+    assert b"Traceback" not in err and b"--resume" in err
+    step = json.loads(stdout)["step"]
+    assert step > 0 and json.loads((out / "train_state.json").read_text())["step"] == step
+    # The stop fell between steps: one more step from it equals an uninterrupted run of step + 1.
+    vidsr("train", long, "--data", data, "--out", out, "--resume", "--max-steps", 1, "--threads", 1, check=0)
+    vidsr("train", long, "--data", data, "--out", tmp_path / "whole", "--max-steps", step + 1, "--threads", 1,
+          check=0)
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "whole/model.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 

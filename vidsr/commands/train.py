@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from vidsr.commands.common import emit_json
-from vidsr.errors import UsageError
+from vidsr.errors import UsageError, VidsrError
 
 
 @click.command()
@@ -27,7 +30,8 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
     """Train the model a RECIPE describes, in resumable chunks.
 
     Writes engines/<id>/ (weights, manifest with the eval table, training state). Log lines go to stderr; a JSON
-    line with the step reached goes to stdout.
+    line with the step reached goes to stdout. Ctrl-C or SIGTERM stops after the step in progress with a
+    checkpoint (no manifest eval; exit 130/143); --resume continues exactly from it.
 
     \b
     Example:
@@ -50,6 +54,38 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
         # A fresh run would overwrite shipped (or hours-old) weights at its first checkpoint.
         raise UsageError(f"{folder} already holds a run; pass --resume to continue it, --out DIR to start one "
                          "elsewhere, or --restart to replace it")
-    state = run_training(r, data_root, out, resume, max_minutes, max_steps, lambda line: click.echo(line, err=True),
-                         threads=threads)
+    with _stop_between_steps() as stop:
+        state = run_training(r, data_root, out, resume, max_minutes, max_steps,
+                             lambda line: click.echo(line, err=True), threads=threads, should_stop=lambda: bool(stop))
     emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})
+    if state.get("stopped"):
+        raise Stopped(f"stopped at step {state['step']}: checkpoint written, the manifest was not; continue with "
+                      "--resume", 128 + stop[0])
+
+
+class Stopped(VidsrError):
+    def __init__(self, msg: str, code: int):
+        super().__init__(msg)
+        self.exit_code = code
+
+
+@contextmanager
+def _stop_between_steps() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM ask the loop to stop after the step it is on, so the checkpoint it writes is one an
+    uninterrupted run also passes through; a second signal stops at once (the last periodic checkpoint stands).
+    A SIGINT that the shell set to ignored (a background job) stays ignored."""
+    stop: list[int] = []
+
+    def request(signum: int, _frame: object) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(signum)
+        click.echo("vidsr: stopping after this step; signal again to stop at once", err=True)
+
+    signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {s: signal.signal(s, request) for s in signals}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
