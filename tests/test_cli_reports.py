@@ -3,6 +3,7 @@
 import json
 
 import cv2
+import numpy as np
 from media import scene
 
 
@@ -31,3 +32,24 @@ def test_models_lists_every_engine_and_scale(vidsr):
 def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):
     p = vidsr("eval", "--model", "edsr", tmp_path)
     assert p.returncode == 1 and len(p.stderr.decode().strip().splitlines()) == 1 and b"no images" in p.stderr
+
+
+def test_upscale_of_an_image_scores_what_eval_reports(vidsr, tmp_path):
+    # Outside checkers score `vidsr upscale` on their own image sets, so the image path must give the quality that
+    # `vidsr eval` (and each manifest) reports: same colour matrix, same bicubic, no shift, no lost precision.
+    from vidsr.quality.imresize import imresize
+    from vidsr.quality.metrics import psnr, rgb_to_y, shave
+
+    rng = np.random.default_rng(0)
+    hr = np.clip(scene(2, 48, 36) + rng.normal(0, 12, (36, 48, 3)), 0, 255).astype(np.uint8)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "hr.png"), hr[..., ::-1])
+    cv2.imwrite(str(tmp_path / "lr.png"), imresize(hr, 1 / 3)[..., ::-1])
+    for model in ("vdsr", "edsr"):
+        report = json.loads(vidsr("eval", "--model", model, "--scale", "3", folder, "--json", check=0).stdout)
+        vidsr("upscale", tmp_path / "lr.png", "-o", tmp_path / f"{model}.png", "--model", model, "--scale", "3",
+              check=0)
+        sr = cv2.imread(str(tmp_path / f"{model}.png"))[..., ::-1]
+        got = psnr(shave(rgb_to_y(sr), 3), shave(rgb_to_y(hr), 3))
+        assert abs(got - report["sets"]["set"]["psnr"]) < 0.1, model
