@@ -1,10 +1,13 @@
-"""`vidsr eval` and `vidsr models` through the real CLI, on images the test makes."""
+"""`vidsr eval`, `vidsr models`, and `vidsr upscale` scored against eval, through the real CLI on made images."""
 
 import json
 
 import cv2
 import numpy as np
 from media import scene
+
+from vidsr.quality.imresize import imresize
+from vidsr.quality.metrics import psnr, rgb_to_y, shave
 
 
 def test_eval_json_has_model_and_bicubic_rows(vidsr, tmp_path):
@@ -37,9 +40,6 @@ def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):
 def test_upscale_of_an_image_scores_what_eval_reports(vidsr, tmp_path):
     # Outside checkers score `vidsr upscale` on their own image sets, so the image path must give the quality that
     # `vidsr eval` (and each manifest) reports: same colour matrix, same bicubic, no shift, no lost precision.
-    from vidsr.quality.imresize import imresize
-    from vidsr.quality.metrics import psnr, rgb_to_y, shave
-
     rng = np.random.default_rng(0)
     hr = np.clip(scene(2, 48, 36) + rng.normal(0, 12, (36, 48, 3)), 0, 255).astype(np.uint8)
     folder = tmp_path / "set"
