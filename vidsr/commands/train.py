@@ -25,8 +25,10 @@ from vidsr.errors import UsageError, VidsrError
 @click.option("--max-steps", type=int, default=0, help="Stop after this many more steps.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Torch threads [every core]. Use fewer to leave cores for other work; results do not change.")
+@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+              help="cuda: train on a GPU (bf16 autocast), for runs beyond the CPU budget; not bit-reproducible.")
 def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart: bool, max_minutes: float,
-          max_steps: int, threads: int | None) -> None:
+          max_steps: int, threads: int | None, device: str) -> None:
     """Train the model a RECIPE describes, in resumable chunks.
 
     Writes engines/<id>/ (weights, manifest with the eval table, training state). Log lines go to stderr; a JSON
@@ -37,7 +39,10 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
     Example:
       vidsr train recipes/edsr-baseline-x2.toml --data ../shared/data --max-minutes 60 --resume
       vidsr train recipes/srcnn-x2.toml --out /tmp/srcnn-try --max-steps 200   # a fresh run, elsewhere
+      vidsr train recipes/edsr-baseline-x2.toml --device cuda --out /tmp/edsr-gpu   # on a GPU, elsewhere
     """
+    import torch
+
     from vidsr.models.engine import engines_dir
     from vidsr.train.loop import STATE
     from vidsr.train.loop import train as run_training
@@ -47,6 +52,8 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
         r = load_recipe(recipe)
     except (KeyError, ValueError) as e:
         raise UsageError(f"{recipe}: bad recipe: {e}") from e
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA GPU here")
     if resume and restart:
         raise UsageError("--resume and --restart contradict each other")
     folder = out or engines_dir() / r.id
@@ -56,7 +63,8 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
                          "elsewhere, or --restart to replace it")
     with _stop_between_steps() as stop:
         state = run_training(r, data_root, out, resume, max_minutes, max_steps,
-                             lambda line: click.echo(line, err=True), threads=threads, should_stop=lambda: bool(stop))
+                             lambda line: click.echo(line, err=True), threads=threads, should_stop=lambda: bool(stop),
+                             device=device)
     emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})
     if state.get("stopped"):
         raise Stopped(f"stopped at step {state['step']}: checkpoint written, the manifest was not; continue with "

@@ -34,7 +34,7 @@ OPTIMIZER = "optimizer.safetensors"  # Adam moments: large, so never committed
 
 def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
     sd = opt.state_dict()
-    tensors = {f"{i}.{k}": v.contiguous() for i, st in sd["state"].items() for k, v in st.items()
+    tensors = {f"{i}.{k}": v.cpu().contiguous() for i, st in sd["state"].items() for k, v in st.items()
                if isinstance(v, torch.Tensor)}
     save_file(tensors, str(path))
 
@@ -51,7 +51,7 @@ def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None]) -> dict[str, str]:
@@ -77,12 +77,13 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
     return used
 
 
-def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int) -> dict:
+def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int,
+                   device: str = "cpu") -> dict:
     arch = architecture(recipe.arch)
     if hasattr(model, "scales"):
         model.scale = scale
     # The run's own thread count: the runtime would otherwise reset it to every core for the rest of the run.
-    up = Upscaler(arch, scale, TorchRuntime(model, "cpu", "fp32", threads=torch.get_num_threads()))
+    up = Upscaler(arch, scale, TorchRuntime(model, device, "fp32", threads=torch.get_num_threads()))
     result = evaluate_images(up, arch.colour, images, scale)
     model.train()
     return result
@@ -90,13 +91,16 @@ def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarr
 
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
           max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
-          threads: int | None = None, should_stop: Callable[[], bool] = lambda: False) -> dict:
+          threads: int | None = None, should_stop: Callable[[], bool] = lambda: False, device: str = "cpu") -> dict:
     """Run (or continue) ``recipe`` until its last step, ``max_minutes`` of wall time, or ``max_steps`` more steps.
     Returns the state written.
 
     ``should_stop`` is asked between steps (a signal handler sets it): the run then checkpoints the step it
     finished and returns without the manifest's eval, which takes minutes a shutdown may not have. The state then
-    holds ``"stopped": True``."""
+    holds ``"stopped": True``.
+
+    ``device="cuda"`` trains on a GPU in bf16 autocast: for experiments beyond the CPU budget (its steps are not
+    bit-reproducible, and its CPU-hours measure only the host process)."""
     tune_allocator()
     torch.set_num_threads(threads or default_threads())
     out = out or engines_dir() / recipe.id
@@ -136,8 +140,8 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
     elif recipe.init_from:
         state["init_from"] = warm_start(model, recipe.init_from, log)
-    bf16 = has_fast_bf16()
-    model = model.to(memory_format=torch.channels_last).train()
+    bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
+    model = model.to(device, memory_format=torch.channels_last).train()
     cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
     pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
     val_images = load_set(data_root / recipe.val_dir)
@@ -171,9 +175,9 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         lr = recipe.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        x = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-        y = torch.from_numpy(y).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        x = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(y).to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             pred = model(x)
         loss = loss_fn(pred.float(), y)
         if not torch.isfinite(loss):
@@ -191,7 +195,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
             point = {"step": state["step"], "cpu_hours": round((base_cpu + time.process_time() - start_cpu) / 3600, 4)}
             for s in recipe.scales:
-                point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s)["psnr"], 3)
+                point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s, device)["psnr"], 3)
             state["curve"].append(point)
             log(f"val {recipe.val_dir} {point}")
         if state["step"] % recipe.checkpoint_every == 0:
@@ -199,12 +203,12 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     checkpoint()
     if should_stop():
         return state | {"stopped": True}
-    write_engine_manifest(recipe, out, state, dhash, data_root, bf16, log)
+    write_engine_manifest(recipe, out, state, dhash, data_root, bf16, log, device)
     return state
 
 
 def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, data_root: Path,
-                          bf16: bool, log: Callable[[str], None]) -> dict:
+                          bf16: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     """The manifest of the weights just written, with the eval table on every validation set and scale."""
     model = architecture(recipe.arch).build(recipe.config, recipe.scales)
     model.load_state_dict(load_file(str(out / WEIGHTS)))
@@ -213,7 +217,7 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
         images = load_set(data_root / vs)
         name = Path(vs).name
         for s in recipe.scales:
-            r = evaluate_model(model, recipe, images, s)
+            r = evaluate_model(model, recipe, images, s, device)
             table.setdefault(name, {})[str(s)] = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
             log(f"eval {name} x{s}: {r['psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})")
     try:
@@ -233,7 +237,8 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "cpu_seconds": round(state["cpu_seconds"], 1),
             "wall_hours": round(state["wall_seconds"] / 3600, 3),
             "precision": "bf16 autocast" if bf16 else "fp32",
-            "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count",
+            "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count"
+                       + (f"; trained on {torch.cuda.get_device_name(device)}" if device != "cpu" else ""),
             "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
                                  "moments_reset_at)",
             "moments_reset_at": state.get("moments_reset_at", []),
