@@ -255,7 +255,9 @@ def test_cuda_training_checkpoints_cpu_weights_that_resume(tmp_path, data):
     # bf16 autocast on the GPU, fp32 here (on this test's CPU): close after 6 steps, not equal.
     assert all(np.isfinite(w[k]).all() and np.abs(w[k] - c[k]).max() < 0.05 for k in c)
     m = json.loads((tmp_path / "gpu/manifest.json").read_text())
-    assert "trained on" in m["training"]["machine"] and m["eval"]["val"]["2"]["psnr"] > 20
+    m_cpu = json.loads((tmp_path / "cpu/manifest.json").read_text())
+    assert "trained on" in m["training"]["machine"] and "trained on" not in m_cpu["training"]["machine"]
+    assert abs(m["eval"]["val"]["2"]["psnr"] - m_cpu["eval"]["val"]["2"]["psnr"]) < 0.5
 
 
 def test_a_recipe_cannot_train_on_its_validation_set(tmp_path):

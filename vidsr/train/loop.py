@@ -113,15 +113,9 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     model = arch.build(recipe.config, recipe.scales)
     state = {"step": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "curve": [], "recipe_sha256": recipe.sha256,
              "seed": recipe.seed}
-    params = list(model.parameters())
-    if recipe.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
-                                                      weight_decay=recipe.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
     state_path = out / STATE
-    if resume and state_path.is_file():
+    resumed = resume and state_path.is_file()
+    if resumed:
         state = json.loads(state_path.read_text())
         if state.get("recipe_sha256") != recipe.sha256:
             # A changed recipe (a schedule refitted to the budget, say) is allowed, but the manifest must say at
@@ -132,16 +126,24 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             log(f"note: {recipe.path} changed since step {state['step']}; resuming with the new recipe")
         model.load_state_dict(load_file(str(out / WEIGHTS)))
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+    elif recipe.init_from:
+        state["init_from"] = warm_start(model, recipe.init_from, log)
+    bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
+    # On the device before the optimizer exists, so that loaded moments land beside their parameters.
+    model = model.to(device, memory_format=torch.channels_last).train()
+    params = list(model.parameters())
+    if recipe.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
+                                                      weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    if resumed:
         if (out / OPTIMIZER).is_file():
             _load_optimizer(opt, out / OPTIMIZER)
             log(f"resumed at step {state['step']} with optimizer moments")
         else:
             state["moments_reset_at"] = state.get("moments_reset_at", []) + [state["step"]]
             log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
-    elif recipe.init_from:
-        state["init_from"] = warm_start(model, recipe.init_from, log)
-    bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
-    model = model.to(device, memory_format=torch.channels_last).train()
     cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
     pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
     val_images = load_set(data_root / recipe.val_dir)
