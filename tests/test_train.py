@@ -124,6 +124,17 @@ def test_resume_without_moments_is_recorded(tmp_path, data):
     assert state["moments_reset_at"] == [2]
 
 
+def test_a_restarted_run_keeps_the_replaced_runs_cost_on_record(tmp_path, data):
+    r = recipe(tmp_path)
+    first = run(r, data, tmp_path / "run", max_steps=2)
+    state = run(r, data, tmp_path / "run", max_steps=3)  # resume=False on a run: what --restart does
+    assert state["step"] == 3
+    assert [d["steps"] for d in state["discarded_runs"]] == [2]
+    m = json.loads((tmp_path / "run/manifest.json").read_text())["training"]
+    assert m["discarded_runs"][0]["cpu_hours"] == round(first["cpu_seconds"] / 3600, 3)
+    assert m["cpu_hours_with_discarded"] >= m["cpu_hours"]
+
+
 def test_a_changed_recipe_is_recorded_with_its_step(tmp_path, data):
     r = recipe(tmp_path)
     run(r, data, tmp_path / "e", max_steps=2)

@@ -126,8 +126,16 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             log(f"note: {recipe.path} changed since step {state['step']}; resuming with the new recipe")
         model.load_state_dict(load_file(str(out / WEIGHTS)))
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-    elif recipe.init_from:
-        state["init_from"] = warm_start(model, recipe.init_from, log)
+    else:
+        if state_path.is_file():
+            # --restart: the run replaced still cost CPU-hours toward this model's budget, so they stay on record.
+            old = json.loads(state_path.read_text())
+            state["discarded_runs"] = old.get("discarded_runs", []) + [{
+                "steps": old["step"], "cpu_hours": round(old["cpu_seconds"] / 3600, 3),
+                "recipe_sha256": old.get("recipe_sha256")}]
+            log(f"replacing a run of {old['step']} steps ({old['cpu_seconds'] / 3600:.2f} CPU-h, kept on record)")
+        if recipe.init_from:
+            state["init_from"] = warm_start(model, recipe.init_from, log)
     bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
     model = model.to(device, memory_format=torch.channels_last).train()
@@ -246,6 +254,9 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "moments_reset_at": state.get("moments_reset_at", []),
             "recipe_changes": state.get("recipe_changes", []),
             "init_from": state.get("init_from", {}),
+            "discarded_runs": state.get("discarded_runs", []),
+            "cpu_hours_with_discarded": round((state["cpu_seconds"] + 3600 * sum(
+                r["cpu_hours"] for r in state.get("discarded_runs", []))) / 3600, 3),
         },
         "curve": state["curve"],
         "eval": table,
