@@ -125,12 +125,17 @@ def test_batch_names_mirror_the_tree_and_skip_existing(vidsr, tmp_path):
 def ray_cluster():
     # Loopback only: Ray otherwise binds to the machine's routable address. Its single-machine mode (the
     # default on macOS and Windows) keeps every service on 127.0.0.1; it is read when ray is first imported.
-    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-    saved = {k: os.environ.get(k) for k in loopback}
+    # Ray runs workers at nice 15 (RAY_worker_niceness), so beside any busy process (a training run on a dev
+    # machine) a 4-frame job took 97 s instead of 4; the test is about the journal, not about Ray's scheduling.
+    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
+    saved = {k: os.environ.get(k) for k in [*loopback, "RAY_AUTH_MODE"]}  # ray.init sets the last one
     os.environ.update(loopback)
     ray = pytest.importorskip("ray", reason="Ray is the [cluster] extra: pip install -e '.[dev,cluster]'")
     ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 1024 * 1024)
-    yield ctx.address_info["gcs_address"], loopback
+    # Ray 2.59+ turns token authentication on for a local cluster by setting RAY_AUTH_MODE in this process (the
+    # token is in ~/.ray/auth_token); a client in another process needs the same setting, as a user's shell does.
+    auth = {k: v for k, v in os.environ.items() if k.startswith("RAY_AUTH_")}
+    yield ctx.address_info["gcs_address"], loopback | auth
     ray.shutdown()
     for k, v in saved.items():
         if v is None:
