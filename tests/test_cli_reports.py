@@ -30,6 +30,9 @@ def test_models_lists_every_engine_and_scale(vidsr):
     assert {("vdsr-tiny-x234", 2), ("vdsr-tiny-x234", 4), ("edsr-tiny-x3", 3), ("mdsr-tiny-x234", 3)} <= got
     edsr = next(r for r in rows if r["engine"] == "edsr-tiny-x2")
     assert edsr["colour"] == "RGB" and edsr["params"] > 0 and edsr["gflop_per_mp"] > 0
+    # One engine per scale is what --model auto runs; unmeasured, as here, that is EDSR.
+    assert sorted(r["scale"] for r in rows if r["auto"]) == [2, 3, 4]
+    assert {r["engine"] for r in rows if r["auto"]} == {"edsr-tiny-x2", "edsr-tiny-x3", "edsr-tiny-x4"}
 
 
 def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):

@@ -78,6 +78,32 @@ def test_engine_with_tampered_weights_is_refused(engines, tmp_path):
     assert len(manifest["weights_sha256"]) == 64
 
 
+def test_auto_picks_the_engine_that_measures_best_at_each_scale(engines, tmp_path):
+    import shutil
+
+    # Without eval tables (engines made for tests) auto falls back to EDSR, the README's default.
+    assert find_engine("auto", 3, engines).id == "edsr-tiny-x3"
+    for eid in ("edsr-tiny-x2", "edsr-tiny-x3", "vdsr-tiny-x234", "srcnn-tiny-x2"):
+        shutil.copytree(engines / eid, tmp_path / eid)
+
+    def measure(eid, table):
+        path = tmp_path / eid / "manifest.json"
+        m = json.loads(path.read_text())
+        m["eval"] = {"Set5": {s: {"psnr": a} for s, (a, _) in table.items()},
+                     "Set14": {s: {"psnr": b} for s, (_, b) in table.items()}}
+        path.write_text(json.dumps(m))
+
+    measure("edsr-tiny-x2", {"2": (37.0, 32.6)})
+    measure("edsr-tiny-x3", {"3": (31.7, 28.5)})  # a scale whose training lags
+    measure("vdsr-tiny-x234", {"2": (36.0, 32.1), "3": (32.6, 29.2), "4": (30.5, 27.5)})
+    measure("srcnn-tiny-x2", {"2": (37.0, 32.6)})  # ties EDSR x2 and costs less
+    assert find_engine("auto", 3, tmp_path).id == "vdsr-tiny-x234"
+    assert find_engine("auto", 4, tmp_path).id == "vdsr-tiny-x234"
+    assert find_engine("auto", 2, tmp_path).id == "srcnn-tiny-x2"
+    measure("srcnn-tiny-x2", {"2": (36.9, 32.6)})
+    assert find_engine("auto", 2, tmp_path).id == "edsr-tiny-x2"
+
+
 def test_unknown_model_and_scale_are_usage_errors(engines):
     with pytest.raises(UsageError, match="unknown model"):
         find_engine("espcn", 2, engines)

@@ -13,14 +13,15 @@ from vidsr.runtime.select import DEVICES, RUNTIMES, make_runtime
 from vidsr.runtime.torch_rt import PRECISIONS
 from vidsr.upscaler import Upscaler
 
-DEFAULT_MODEL = "edsr"
+DEFAULT_MODEL = "auto"
 
 
 def model_options(fn):
     """--model/--scale/--device/--precision/--tile, the same on every command that runs a model."""
     for option in reversed([
         click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
-                     help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'."),
+                     help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'. auto: the "
+                          "shipped engine that measures best at the scale (EDSR-baseline once trained)."),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
         click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,

@@ -31,7 +31,8 @@ def engine_group() -> None:
 
 
 @engine_group.command("build")
-@click.option("--model", "-m", default="edsr", show_default=True, help="Model family or engine id.")
+@click.option("--model", "-m", default="auto", show_default=True,
+              help="Model family or engine id; auto: the engine that measures best at the scale.")
 @click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True)
 @click.option("--runtime", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16"]), default="auto", show_default=True,

@@ -9,39 +9,44 @@ from rich.console import Console
 from rich.table import Table
 
 from vidsr.commands.common import emit_json
-from vidsr.models.engine import list_engines
+from vidsr.models.engine import best_engine, list_engines
 from vidsr.models.flops import gflop_per_output_mp
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def models(as_json: bool) -> None:
-    """List the shipped engines: scales, colour mode, size, cost and measured quality.
+    """List the shipped engines: scales, colour mode, size, cost and measured quality. The `auto` column marks
+    the engine that `--model auto` (the default) runs at each scale.
 
     \b
     Example:
       vidsr models
     """
     rows = []
-    for e in list_engines():
+    engines = list_engines()
+    picks = {s: best_engine(engines, s).id for s in sorted({s for e in engines for s in e.scales})}
+    for e in engines:
         m = e.manifest
         for s in e.scales:
             rows.append({"model": e.family, "engine": e.id, "scale": s, "colour": e.arch.colour,
                          "params": m.get("params"), "gflop_per_mp": round(gflop_per_output_mp(e, s), 1),
                          "set5_psnr": e.eval_psnr("Set5", s), "set14_psnr": e.eval_psnr("Set14", s),
                          "steps": m.get("training", {}).get("steps"),
-                         "cpu_hours": m.get("training", {}).get("cpu_hours")})
+                         "cpu_hours": m.get("training", {}).get("cpu_hours"), "auto": picks[s] == e.id})
     if as_json:
         for r in rows:
             emit_json(r)
         return
     table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
-    for col in ("model", "engine", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "steps", "CPU-h"):
+    for col in ("model", "engine", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "steps", "CPU-h",
+                "auto"):
         table.add_column(col)
     for r in rows:
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
         table.add_row(r["model"], r["engine"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
-                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["steps"]), f(r["cpu_hours"]))
+                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["steps"]), f(r["cpu_hours"]),
+                      "*" if r["auto"] else "")
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
