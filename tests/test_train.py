@@ -280,6 +280,15 @@ def test_a_recipe_cannot_train_on_its_validation_set(tmp_path):
         load_recipe(path)
 
 
+def test_recipe_names_are_checked(tmp_path):
+    path = tmp_path / "typo.toml"
+    for wrong, message in (('loss = "mse"', "loss = 'l2'"), ('optimizer = "adam"', "optimizer = 'adamw'")):
+        path.write_text(RECIPE.format(id="typo", preset="srcnn", scales="[2]", config="{}", patch=16, loss="mse",
+                                      opt="adam", lr=1e-3, clip=0.0).replace(wrong, message.replace("'", '"')))
+        with pytest.raises(ValueError, match=message):  # an unknown loss used to train with MSE without a word
+            load_recipe(path)
+
+
 def test_mixed_scales_need_an_hr_space_model(tmp_path):
     path = tmp_path / "mixed.toml"
     path.write_text(RECIPE.format(id="mixed", preset="edsr-baseline", scales="[2, 3]", config="{}", patch=16,

@@ -28,7 +28,7 @@ class Recipe:
     patch: int
     batch: int
     steps: int
-    loss: str = "l1"
+    loss: str = "l1"  # or "mse"
     optimizer: str = "adam"
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -82,6 +82,10 @@ def load_recipe(path: str | Path) -> Recipe:
     for held in map(Path, eval_dirs):
         if any(held == x or held.is_relative_to(x) or x.is_relative_to(held) for x in map(Path, train_dirs)):
             raise ValueError(f"{path}: {held} is held out for validation and cannot also be trained on")
+    for key, allowed in (("loss", ("l1", "mse")), ("optimizer", ("adam", "sgd")),
+                         ("schedule", ("cosine", "step"))):
+        if key in t and t[key] not in allowed:
+            raise ValueError(f"{path}: {key} = {t[key]!r}; choose one of {', '.join(allowed)}")
     if d.get("mix_scales") and architecture(arch).input_space != "HR":
         raise ValueError(f"{path}: mix_scales needs a model that takes HR-size input (VDSR, SRCNN)")
     if isinstance(t.get("init_from"), str):
