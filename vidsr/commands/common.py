@@ -21,7 +21,7 @@ def model_options(fn):
     for option in reversed([
         click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                      help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'. auto: the "
-                          "shipped engine that measures best at the scale (EDSR-baseline once trained)."),
+                          "shipped engine that measures best at the scale (marked there)."),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
         click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,

@@ -18,6 +18,7 @@ from torch import nn
 
 from vidsr.errors import UsageError, VidsrError
 from vidsr.hashing import sha256_file
+from vidsr.models.flops import gflop_per_output_mp
 from vidsr.models.registry import Architecture, architecture
 
 WEIGHTS = "model.safetensors"
@@ -100,8 +101,6 @@ def best_engine(engines: list[Engine], scale: int) -> Engine:
     """``--model auto``: the engine with the best measured quality at ``scale``, the cheaper one on a tie (0.01
     dB). A default chosen once by family would hand users an engine that measures worse than another we ship
     while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done)."""
-    from vidsr.models.flops import gflop_per_output_mp
-
     at = [e for e in engines if scale in e.scales]
     if not at:
         raise UsageError(f"no shipped engine upscales x{scale}")
