@@ -76,6 +76,11 @@ class Engine:
         row = self.manifest.get("eval", {}).get(dataset, {}).get(str(scale))
         return None if row is None else row.get("psnr")
 
+    def mean_psnr(self, scale: int) -> float | None:
+        """Mean Y-PSNR over the manifest's eval sets at ``scale`` (Set5 and Set14 for shipped engines), or None."""
+        values = [v for name in self.manifest.get("eval", {}) if (v := self.eval_psnr(name, scale)) is not None]
+        return sum(values) / len(values) if values else None
+
 
 def list_engines(root: Path | None = None) -> list[Engine]:
     root = root or engines_dir()
@@ -91,20 +96,14 @@ AUTO = "auto"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
 
-def measured_quality(engine: Engine, scale: int) -> float | None:
-    """Mean Y-PSNR of the manifest's eval table at ``scale`` (Set5 and Set14 for shipped engines), or None."""
-    values = [row[str(scale)]["psnr"] for row in engine.manifest.get("eval", {}).values() if str(scale) in row]
-    return sum(values) / len(values) if values else None
-
-
 def best_engine(engines: list[Engine], scale: int) -> Engine:
-    """``--model auto``: the engine with the best measured quality at ``scale``, the cheaper one on a tie (0.01
-    dB). A default chosen once by family would hand users an engine that measures worse than another we ship
-    while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done)."""
+    """``--model auto``: the engine with the best measured quality at ``scale``, the cheaper one where two agree
+    to 0.01 dB (rounded). A default chosen once by family would hand users an engine that measures worse than
+    another we ship while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done)."""
     at = [e for e in engines if scale in e.scales]
     if not at:
         raise UsageError(f"no shipped engine upscales x{scale}")
-    measured = [(q, e) for e in at if (q := measured_quality(e, scale)) is not None]
+    measured = [(q, e) for e in at if (q := e.mean_psnr(scale)) is not None]
     if not measured:
         return next((e for e in at if e.family == UNMEASURED_CHOICE), at[0])
     return max(measured, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
