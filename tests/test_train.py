@@ -124,6 +124,20 @@ def test_resume_without_moments_is_recorded(tmp_path, data):
     assert state["moments_reset_at"] == [2]
 
 
+def test_a_resume_on_a_machine_of_another_precision_is_recorded(tmp_path, data, monkeypatch):
+    r = recipe(tmp_path)
+    monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: False)
+    run(r, data, tmp_path / "e", max_steps=2)
+    monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: True)
+    state = run(r, data, tmp_path / "e", resume=True, max_steps=2)
+    run(r, data, tmp_path / "e", resume=True, max_steps=1)  # same precision again: no new segment
+    want = [{"from_step": 0, "precision": "fp32"}, {"from_step": 2, "precision": "bf16 autocast"}]
+    assert state["precision_segments"] == want
+    m = json.loads((tmp_path / "e/manifest.json").read_text())["training"]
+    assert m["precision_segments"] == want
+    assert m["precision"] == "fp32 from step 0; bf16 autocast from step 2"
+
+
 def test_a_restarted_run_keeps_the_replaced_runs_cost_on_record(tmp_path, data):
     r = recipe(tmp_path)
     first = run(r, data, tmp_path / "run", max_steps=2)

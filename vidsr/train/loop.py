@@ -137,6 +137,11 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         if recipe.init_from:
             state["init_from"] = warm_start(model, recipe.init_from, log)
     bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
+    # A run resumed on a machine of another kind changes precision mid-run; the manifest must say from which step.
+    precision = "bf16 autocast" if bf16 else "fp32"
+    segments = state.setdefault("precision_segments", [])
+    if not segments or segments[-1]["precision"] != precision:
+        segments.append({"from_step": state["step"], "precision": precision})
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
     model = model.to(device, memory_format=torch.channels_last).train()
     params = list(model.parameters())
@@ -217,6 +222,13 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     return state
 
 
+def precision_summary(segments: list[dict], bf16: bool) -> str:
+    """One precision, or each with the steps it covered where resumes crossed machines of different kinds."""
+    if len(segments) <= 1:
+        return segments[0]["precision"] if segments else ("bf16 autocast" if bf16 else "fp32")
+    return "; ".join(f"{seg['precision']} from step {seg['from_step']}" for seg in segments)
+
+
 def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, data_root: Path,
                           bf16: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
     """The manifest of the weights just written, with the eval table on every validation set and scale."""
@@ -246,7 +258,8 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "cpu_hours": round(state["cpu_seconds"] / 3600, 3),
             "cpu_seconds": round(state["cpu_seconds"], 1),
             "wall_hours": round(state["wall_seconds"] / 3600, 3),
-            "precision": "bf16 autocast" if bf16 else "fp32",
+            "precision": precision_summary(state.get("precision_segments", []), bf16),
+            "precision_segments": state.get("precision_segments", []),
             "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count"
                        + (f"; trained on {torch.cuda.get_device_name(device)}" if device != "cpu" else ""),
             "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
