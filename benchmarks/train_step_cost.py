@@ -18,8 +18,9 @@ import torch
 
 from vidsr.models.registry import PRESETS, architecture
 
-# name: (preset, scale, input batch shape, target batch shape, loss), as in recipes/edsr-baseline-x2 and vdsr.
+# name: (preset, scale, input batch shape, target batch shape, loss), as in recipes/edsr-baseline-x2, vdsr, srcnn-x2.
 CASES = {
+    "srcnn-x2": ("srcnn", 2, (128, 1, 33, 33), (128, 1, 33, 33), torch.nn.MSELoss),
     "edsr-baseline-x2": ("edsr-baseline", 2, (16, 3, 48, 48), (16, 3, 96, 96), torch.nn.L1Loss),
     "vdsr": ("vdsr", 2, (32, 1, 41, 41), (32, 1, 41, 41), torch.nn.MSELoss),
 }
@@ -59,13 +60,14 @@ def main() -> None:
     ap.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")
     ap.add_argument("--dtype", choices=("all", "fp32", "bf16"), default="all")
     ap.add_argument("--threads", type=int, nargs="*", default=[1, torch.get_num_threads()])
+    ap.add_argument("--model", choices=("all", *CASES), default="all")
     ap.add_argument("--steps", type=int, default=0, help="timed steps [50 on CUDA, 3 on a CPU]")
     args = ap.parse_args()
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if not torch.cuda.is_available():
         devices = [d for d in devices if d != "cuda"]
     dtypes = ["fp32", "bf16"] if args.dtype == "all" else [args.dtype]
-    for case in CASES:
+    for case in CASES if args.model == "all" else [args.model]:
         for device in devices:
             for threads in ([None] if device == "cuda" else sorted(set(args.threads))):
                 if threads:
