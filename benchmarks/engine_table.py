@@ -35,12 +35,11 @@ def rows() -> list[str]:
            "| paper bar Set5 / Set14 |", "|---|---|---|---|---|---|---|---|---|"]
     for e in list_engines():
         m = e.manifest
-        t = m.get("training", {})
         for s in e.scales:
             ev = m.get("eval", {})
             bar = BARS.get(e.family, {}).get(s)
-            out.append(f"| {e.id} | x{s} | {m['params']:,} | {gflop_per_output_mp(e, s):.1f} | {t.get('steps', 0):,} "
-                       f"| {t.get('cpu_hours', 0)} | {_cell(ev.get('Set5', {}).get(str(s)))} "
+            out.append(f"| {e.id} | x{s} | {m['params']:,} | {gflop_per_output_mp(e, s):.1f} | {e.steps_label()} "
+                       f"| {e.cpu_hours_label()} | {_cell(ev.get('Set5', {}).get(str(s)))} "
                        f"| {_cell(ev.get('Set14', {}).get(str(s)))} "
                        f"| {f'{bar[0]:.2f} / {bar[1]:.2f}' if bar else '-'} |")
     return out

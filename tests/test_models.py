@@ -104,6 +104,20 @@ def test_auto_picks_the_engine_that_measures_best_at_each_scale(engines, tmp_pat
     assert find_engine("auto", 2, tmp_path).id == "edsr-tiny-x2"
 
 
+def test_a_run_in_progress_and_replaced_runs_show_in_the_labels(tmp_path):
+    from vidsr.models.engine import Engine
+
+    def engine(training):
+        return Engine(tmp_path, {"id": "e", "preset": "srcnn", "training": training})
+
+    assert engine({"steps": 3700, "target_steps": 4000, "cpu_hours": 1.5}).steps_label() == "3,700 of 4,000"
+    assert engine({"steps": 4000, "target_steps": 4000, "cpu_hours": 1.5}).steps_label() == "4,000"
+    assert engine({"steps": 10, "cpu_hours": 1.5}).cpu_hours_label() == "1.50"
+    replaced = engine({"steps": 10, "cpu_hours": 2.358, "discarded_runs": [{"cpu_hours": 0.4}, {"cpu_hours": 0.17}]})
+    assert replaced.cpu_hours_label() == "2.36 + 0.57 discarded"
+    assert engine({}).steps_label() == engine({}).cpu_hours_label() == "-"
+
+
 def test_unknown_model_and_scale_are_usage_errors(engines):
     with pytest.raises(UsageError, match="unknown model"):
         find_engine("espcn", 2, engines)

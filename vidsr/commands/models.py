@@ -23,17 +23,19 @@ def models(as_json: bool) -> None:
     Example:
       vidsr models
     """
-    rows = []
+    rows, labels = [], []
     engines = list_engines()
     picks = {s: best_engine(engines, s).id for s in sorted({s for e in engines for s in e.scales})}
     for e in engines:
-        m = e.manifest
+        m, t = e.manifest, e.manifest.get("training", {})
         for s in e.scales:
             rows.append({"model": e.family, "engine": e.id, "scale": s, "colour": e.arch.colour,
                          "params": m.get("params"), "gflop_per_mp": round(gflop_per_output_mp(e, s), 1),
                          "set5_psnr": e.eval_psnr("Set5", s), "set14_psnr": e.eval_psnr("Set14", s),
-                         "steps": m.get("training", {}).get("steps"),
-                         "cpu_hours": m.get("training", {}).get("cpu_hours"), "auto": picks[s] == e.id})
+                         "steps": t.get("steps"), "target_steps": t.get("target_steps"),
+                         "cpu_hours": t.get("cpu_hours"), "cpu_hours_with_discarded": t.get("cpu_hours_with_discarded"),
+                         "auto": picks[s] == e.id})
+            labels.append((e.steps_label(), e.cpu_hours_label()))
     if as_json:
         for r in rows:
             emit_json(r)
@@ -42,11 +44,11 @@ def models(as_json: bool) -> None:
     for col in ("model", "engine", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "steps", "CPU-h",
                 "auto"):
         table.add_column(col)
-    for r in rows:
+    for r, (steps, cpu_hours) in zip(rows, labels):
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
         table.add_row(r["model"], r["engine"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
-                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["steps"]), f(r["cpu_hours"]),
+                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), steps, cpu_hours,
                       "*" if r["auto"] else "")
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)

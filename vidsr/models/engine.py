@@ -81,6 +81,22 @@ class Engine:
         values = [v for name in self.manifest.get("eval", {}) if (v := self.eval_psnr(name, scale)) is not None]
         return sum(values) / len(values) if values else None
 
+    def steps_label(self) -> str:
+        """Steps trained, as "3,700 of 4,000" while the schedule is still running, so a partial run reads as one."""
+        t = self.manifest.get("training", {})
+        steps, target = t.get("steps"), t.get("target_steps")
+        if steps is None:
+            return "-"
+        return f"{steps:,}" if target is None or steps >= target else f"{steps:,} of {target:,}"
+
+    def cpu_hours_label(self) -> str:
+        """CPU-hours of the run, plus those of replaced runs, which were spent from the same budget."""
+        t = self.manifest.get("training", {})
+        if "cpu_hours" not in t:
+            return "-"
+        discarded = sum(r.get("cpu_hours", 0) for r in t.get("discarded_runs", []))
+        return f"{t['cpu_hours']:.2f}" + (f" + {discarded:.2f} discarded" if discarded else "")
+
 
 def list_engines(root: Path | None = None) -> list[Engine]:
     root = root or engines_dir()
