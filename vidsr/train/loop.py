@@ -218,19 +218,19 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     checkpoint()
     if should_stop():
         return state | {"stopped": True}
-    write_engine_manifest(recipe, out, state, dhash, data_root, bf16, log, device)
+    write_engine_manifest(recipe, out, state, dhash, data_root, log, device)
     return state
 
 
-def precision_summary(segments: list[dict], bf16: bool) -> str:
+def precision_summary(segments: list[dict]) -> str:
     """One precision, or each with the steps it covered where resumes crossed machines of different kinds."""
-    if len(segments) <= 1:
-        return segments[0]["precision"] if segments else ("bf16 autocast" if bf16 else "fp32")
+    if len(segments) == 1:
+        return segments[0]["precision"]
     return "; ".join(f"{seg['precision']} from step {seg['from_step']}" for seg in segments)
 
 
 def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, data_root: Path,
-                          bf16: bool, log: Callable[[str], None], device: str = "cpu") -> dict:
+                          log: Callable[[str], None], device: str = "cpu") -> dict:
     """The manifest of the weights just written, with the eval table on every validation set and scale."""
     model = architecture(recipe.arch).build(recipe.config, recipe.scales)
     model.load_state_dict(load_file(str(out / WEIGHTS)))
@@ -258,8 +258,8 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             "cpu_hours": round(state["cpu_seconds"] / 3600, 3),
             "cpu_seconds": round(state["cpu_seconds"], 1),
             "wall_hours": round(state["wall_seconds"] / 3600, 3),
-            "precision": precision_summary(state.get("precision_segments", []), bf16),
-            "precision_segments": state.get("precision_segments", []),
+            "precision": precision_summary(state["precision_segments"]),
+            "precision_segments": state["precision_segments"],
             "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count"
                        + (f"; trained on {torch.cuda.get_device_name(device)}" if device != "cpu" else ""),
             "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
