@@ -1,8 +1,11 @@
 """``vidsr bench`` reports consistent numbers, and memory stays flat however long the video is."""
 
 import json
+import time
 
 from media import make_clip
+
+from vidsr.pipeline import run_threads
 
 
 def test_bench_json_has_the_promised_keys_and_they_agree(vidsr):
@@ -28,14 +31,39 @@ def test_bench_onnx_runtime_and_bad_size(vidsr, env, tmp_path):
     assert p.stdout == b"" and len(p.stderr.splitlines()) == 1
 
 
-def test_peak_rss_is_flat_for_a_clip_six_times_longer(vidsr, tmp_path):
-    # 640x360 -> 1280x720: a leaked output frame costs ~1.4 MB, so holding the extra 50 frames of the long clip
-    # would add ~70 MB or more, above the 10% the check allows on a ~300 MB process.
+def test_peak_rss_is_flat_for_a_clip_four_times_longer(vidsr, tmp_path):
+    # 640x360 -> 1280x720. Peak RSS moves between runs of the same clip: the encoder's and decoder's threads and
+    # the inference thread share one heap that is never trimmed, and where their buffers land depends on timing.
+    # Measured on a Zen 5 (fp32 and bf16): 389-447 MB, up to 38 MB apart for 10- and 60-frame clips (CI once saw
+    # 41) and up to 21 MB for 60- and 260-frame clips. Holding the output frames alone, 1.4 MB each in yuv420p,
+    # would add 276 MB for the 200 extra frames; the check allows 100 MB. Both clips are past the codecs' warm-up.
     rss = {}
-    for n in (10, 60):
+    for n in (60, 260):
         src = make_clip(tmp_path / f"in{n}.mkv", 640, 360, frames=n, audio=True)
         r = json.loads(vidsr("upscale", src, "-o", tmp_path / f"out{n}.mkv", "-m", "edsr", "--preset", "ultrafast",
                              "--json", "-q", check=0).stdout)
         assert r["frames"] == n
         rss[n] = r["peak_rss_mb"]
-    assert rss[60] <= 1.10 * rss[10], rss
+    assert rss[260] - rss[60] < 100, rss
+
+
+def test_frames_in_flight_are_bounded_by_the_queues():
+    # The structural half of the memory promise, free of allocator noise: with a fast reader and a slow writer,
+    # the reader may run ahead of the writer by the two queues, the item each thread holds and no more.
+    produced = consumed = most = 0
+
+    def source():
+        nonlocal produced, most
+        for i in range(300):
+            produced += 1
+            most = max(most, produced - consumed)
+            yield i
+
+    def sink(_):
+        nonlocal consumed
+        time.sleep(0.0005)
+        consumed += 1
+
+    run_threads(source(), lambda q: (x for x in q), sink, queue_size=4)
+    assert consumed == 300
+    assert 4 <= most <= 2 * 4 + 3, most
