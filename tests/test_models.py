@@ -59,6 +59,8 @@ def test_srcnn_runs_its_image_layers_in_fp32_under_bf16_autocast():
         y = m(x)
     assert dtypes == {"conv1": torch.float32, "conv2": torch.bfloat16, "conv3": torch.float32}
     assert y.dtype == torch.float32 and torch.allclose(y, m(x), atol=1e-2)
+    # The CUDA runtime casts the whole model to fp16 instead of autocasting; that must keep working.
+    assert m.half()(x.half()).dtype == torch.float16
 
 
 def test_descriptors():

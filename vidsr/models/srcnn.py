@@ -23,9 +23,10 @@ class SRCNN(nn.Module):
         # The layers that touch the image run in fp32 whatever autocast surrounds them. SRCNN maps the image to the
         # image (no residual, no skip), so bf16's 8-bit mantissa on the input, the 9x9 taps and the output costs
         # measurable quality: Set5 x2 36.728 dB in bf16 against 36.761 in fp32, 36.758 with these two layers in
-        # fp32, for 7% more time on a Zen 5 (conv2, 89% of the FLOPs, stays in bf16).
+        # fp32, for 7% more time on a Zen 5 (conv2, 89% of the FLOPs, stays in bf16). The weights' dtype, not
+        # float32: a model cast whole to fp16 (the CUDA runtime's) must stay fp16.
         with torch.autocast(x.device.type, enabled=False):
-            x = torch.relu(self.conv1(x.float()))
+            x = torch.relu(self.conv1(x.to(self.conv1.weight.dtype)))
         x = torch.relu(self.conv2(x))
         with torch.autocast(x.device.type, enabled=False):
-            return self.conv3(x.float())
+            return self.conv3(x.to(self.conv3.weight.dtype))
