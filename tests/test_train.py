@@ -138,6 +138,21 @@ def test_a_resume_on_a_machine_of_another_precision_is_recorded(tmp_path, data, 
     assert m["precision"] == "fp32 from step 0; bf16 autocast from step 2"
 
 
+def test_a_run_from_before_precision_segments_keeps_its_precision(tmp_path, data, monkeypatch):
+    # VDSR's first 8,500 steps (fp32, recorded only as the manifest's "precision") once came out as bf16 from 8,500.
+    r = recipe(tmp_path)
+    monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: False)
+    run(r, data, tmp_path / "e", max_steps=2)
+    state_path = tmp_path / "e/train_state.json"
+    legacy = json.loads(state_path.read_text())
+    del legacy["precision_segments"]
+    state_path.write_text(json.dumps(legacy))
+    monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: True)
+    state = run(r, data, tmp_path / "e", resume=True, max_steps=2)
+    assert state["precision_segments"] == [{"from_step": 0, "precision": "fp32"},
+                                           {"from_step": 2, "precision": "bf16 autocast"}]
+
+
 def test_a_restarted_run_keeps_the_replaced_runs_cost_on_record(tmp_path, data):
     r = recipe(tmp_path)
     first = run(r, data, tmp_path / "run", max_steps=2)

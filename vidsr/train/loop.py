@@ -140,6 +140,9 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     # A run resumed on a machine of another kind changes precision mid-run; the manifest must say from which step.
     precision = "bf16 autocast" if bf16 else "fp32"
     segments = state.setdefault("precision_segments", [])
+    if not segments and state["step"] > 0:
+        # A state written before segments were recorded: its steps ran in the precision its manifest states.
+        segments.append({"from_step": 0, "precision": _manifest_precision(out)})
     if not segments or segments[-1]["precision"] != precision:
         segments.append({"from_step": state["step"], "precision": precision})
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
@@ -220,6 +223,13 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         return state | {"stopped": True}
     write_engine_manifest(recipe, out, state, dhash, data_root, log, device)
     return state
+
+
+def _manifest_precision(out: Path) -> str:
+    try:
+        return json.loads((out / "manifest.json").read_text())["training"]["precision"]
+    except (OSError, ValueError, KeyError):
+        return "unrecorded"
 
 
 def precision_summary(segments: list[dict]) -> str:
