@@ -283,7 +283,8 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
         },
         "curve": state["curve"],
         "eval": table,
-        # The manifest's numbers are fp32 inference; on a CPU with native bf16 eval's default (bf16) measures less.
+        # The manifest's numbers are fp32 inference; eval's default on a CPU with native bf16 is bf16, which measures
+        # a few thousandths of a dB apart (README, "Shipped engines").
         "eval_command": f"vidsr eval --model {recipe.id} --scale S --precision fp32 ../shared/data/test/Set5 "
                         "../shared/data/test/Set14",
     }
