@@ -45,14 +45,18 @@ def scene(i: int, w: int, h: int) -> np.ndarray:
 def make_clip(path: Path, w: int = 64, h: int = 48, frames: int = 12, *, codec: str = "libx264",
               pix_fmt: str = "yuv420p", pts: list[int] | None = None, time_base: Fraction = Fraction(1, 1000),
               rate: int = 25, audio: bool = True, subtitles: bool = False, colour: tuple[int, int, int, int] | None =
-              (1, 1, 1, 1), fmt: str | None = None) -> Path:
+              (1, 1, 1, 1), fmt: str | None = None, crf_noise: tuple[int, float] | None = None) -> Path:
     """Encode a clip. ``pts`` (in ``time_base`` units) makes it variable frame rate. ``colour`` is
-    (matrix, range, primaries, transfer) as FFmpeg enum numbers."""
+    (matrix, range, primaries, transfer) as FFmpeg enum numbers. ``crf_noise`` = (crf, sigma) adds Gaussian
+    noise of that sigma to every frame and encodes at that x264 CRF: footage as a cheap recorder makes it."""
     c = av.open(str(path), "w", format=fmt)
     v = c.add_stream(codec, rate=rate)
     v.width, v.height, v.pix_fmt = w, h, pix_fmt
     v.time_base = time_base
     v.codec_context.time_base = time_base
+    noise = np.random.default_rng(0) if crf_noise else None
+    if crf_noise:
+        v.options = {"crf": str(crf_noise[0])}
     if colour:
         cc = v.codec_context
         cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = colour
@@ -66,7 +70,10 @@ def make_clip(path: Path, w: int = 64, h: int = 48, frames: int = 12, *, codec: 
         s.codec_context.time_base = s.time_base = Fraction(1, 1000)
     pts = pts if pts is not None else [int(round(i / rate / time_base)) for i in range(frames)]
     for i, p in enumerate(pts):
-        frame = av.VideoFrame.from_ndarray(scene(i, w, h), format="rgb24").reformat(format=pix_fmt)
+        img = scene(i, w, h)
+        if noise is not None and crf_noise:
+            img = np.clip(img + noise.normal(0, crf_noise[1], img.shape), 0, 255).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
         if colour:
             frame.colorspace, frame.color_range = colour[0], colour[1]
         frame.pts, frame.time_base = p, time_base

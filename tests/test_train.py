@@ -6,11 +6,9 @@ import subprocess
 import sys
 import time
 
-import cv2
 import numpy as np
 import pytest
 from conftest import REPO
-from media import scene
 from safetensors.numpy import load_file
 
 from vidsr.models.engine import find_engine
@@ -40,16 +38,6 @@ clip_theta = {clip}
 eval_every = 3
 checkpoint_every = 2
 """
-
-
-@pytest.fixture()
-def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDSR_CACHE", str(tmp_path / "cache"))
-    for folder, n, size in (("train/pics", 3, 72), ("test/val", 2, 48)):
-        (tmp_path / "data" / folder).mkdir(parents=True)
-        for i in range(n):
-            cv2.imwrite(str(tmp_path / "data" / folder / f"{i}.png"), scene(i * 5, size + 8 * i, size))
-    return tmp_path / "data"
 
 
 def recipe(tmp_path, preset="edsr-baseline", scales="[2]", config='{blocks = 1, features = 8}', patch=16,

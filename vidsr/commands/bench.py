@@ -16,7 +16,8 @@ from vidsr.commands.engine import parse_size
 @click.option("--codec", default="libx264", show_default=True, help="Encoder for the end-to-end run.")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset for the end-to-end run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(model: str, scale: str, runtime: str, device: str, precision: str, tile: int, size: str, frames: int,
+def bench(model: str, scale: str, runtime: str, device: str, precision: str, tile: int, degradation: str,
+          size: str, frames: int,
           batch: int, codec: str, preset: str, as_json: bool) -> None:
     """Inference-only fps, end-to-end fps (decode + upscale + encode), their ratio, GFLOP/s, peak RSS and time per
     stage, all from one run on a generated clip.
@@ -29,7 +30,8 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
     from vidsr.bench import run_bench
     from vidsr.video.writer import EncodeOptions
 
-    upscaler, engine = build_upscaler(model, int(scale), device, precision, tile, False, runtime, batch)
+    upscaler, engine = build_upscaler(model, int(scale), device, precision, tile, False, runtime, batch,
+                                      degradation=degradation)
     r = run_bench(upscaler, engine, parse_size(size), frames, batch, EncodeOptions(codec, 18, preset, None))
     if as_json:
         emit_json(r)

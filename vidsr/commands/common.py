@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vidsr.models.engine import Engine, find_engine
+from vidsr.models.engine import DEGRADATIONS, Engine, find_engine
 from vidsr.runtime.select import DEVICES, RUNTIMES, make_runtime
 from vidsr.runtime.torch_rt import PRECISIONS
 from vidsr.upscaler import Upscaler
@@ -33,6 +33,11 @@ def model_options(fn):
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
         click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Tile side in pixels of the network's input (0: whole frames). Bounds memory."),
+        click.option("--degradation", type=click.Choice(("auto", *DEGRADATIONS)), default="auto",
+                     show_default=True,
+                     help="Which engines: clean (sharp, lossless sources) or real (trained on noisy, compressed "
+                          "footage). auto: upscale measures the input (codec, bits per pixel, noise) and picks; "
+                          "elsewhere clean."),
     ]):
         fn = option(fn)
     return fn
@@ -72,8 +77,9 @@ def processing_options(fn):
 
 
 def build_upscaler(model: str, scale: int, device: str = "auto", precision: str = "auto", tile: int = 0,
-                   ensemble: bool = False, runtime: str = "auto", batch: int = 1) -> tuple[Upscaler, Engine]:
-    engine = find_engine(model, scale)
+                   ensemble: bool = False, runtime: str = "auto", batch: int = 1,
+                   degradation: str = "clean") -> tuple[Upscaler, Engine]:
+    engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation)
     rt, max_input = make_runtime(engine, scale, runtime, device, precision, batch=batch,
                                  log=lambda line: click.echo(f"vidsr: {line}", err=True))
     features = int(engine.manifest.get("config", {}).get("features", 64))

@@ -9,15 +9,17 @@ from rich.console import Console
 from rich.table import Table
 
 from vidsr.commands.common import emit_json
-from vidsr.models.engine import best_engine, list_engines
+from vidsr.models.engine import DEGRADATIONS, best_engine, list_engines
 from vidsr.models.flops import gflop_per_output_mp
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def models(as_json: bool) -> None:
-    """List the shipped engines: scales, colour mode, size, cost and measured quality. The `auto` column marks
-    the engine that `--model auto` (the default) runs at each scale.
+    """List the shipped engines: scales, colour mode, size, cost and measured quality. `input` says what each
+    engine is for: clean sources, or real (noisy, compressed) footage, where `degraded` is its Y-PSNR on Set5 and
+    Set14 under the degradation it was scored with (docs/REAL-FOOTAGE.md). The `auto` column marks the engine that
+    `--model auto` (the default) runs at each scale for each kind of input.
 
     \b
     Example:
@@ -25,7 +27,8 @@ def models(as_json: bool) -> None:
     """
     rows, labels = [], []
     engines = list_engines()
-    picks = {s: best_engine(engines, s).id for s in sorted({s for e in engines for s in e.scales})}
+    scales = sorted({s for e in engines for s in e.scales})
+    picks = {(s, kind): best_engine(engines, s, kind).id for s in scales for kind in DEGRADATIONS}
     for e in engines:
         m, t = e.manifest, e.manifest.get("training", {})
         for s in e.scales:
@@ -34,21 +37,27 @@ def models(as_json: bool) -> None:
                          "set5_psnr": e.eval_psnr("Set5", s), "set14_psnr": e.eval_psnr("Set14", s),
                          "steps": t.get("steps"), "target_steps": t.get("target_steps"),
                          "cpu_hours": t.get("cpu_hours"), "cpu_hours_with_discarded": t.get("cpu_hours_with_discarded"),
-                         "auto": picks[s] == e.id})
+                         "input": e.degradation, "degraded_psnr": _round(e.degraded_psnr(s)),
+                         "auto": picks[(s, e.degradation)] == e.id})
             labels.append((e.steps_label(), e.cpu_hours_label()))
     if as_json:
         for r in rows:
             emit_json(r)
         return
     table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
-    for col in ("model", "engine", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "steps", "CPU-h",
-                "auto"):
+    for col in ("model", "engine", "input", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "degraded",
+                "steps", "CPU-h", "auto"):
         table.add_column(col)
     for r, (steps, cpu_hours) in zip(rows, labels):
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
-        table.add_row(r["model"], r["engine"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
-                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), steps, cpu_hours,
+        table.add_row(r["model"], r["engine"], r["input"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
+                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["degraded_psnr"]), steps,
+                      cpu_hours,
                       "*" if r["auto"] else "")
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import av
 import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_options, processing_options
@@ -29,6 +30,23 @@ def parse_time(value: str | None) -> float | None:
     if seconds < 0:
         raise UsageError(f"bad time {value!r}: negative")
     return seconds
+
+
+def assess_input(input_path: str, degradation: str):
+    """--degradation auto on a file: measure it (codec, bits per pixel, noise) and say which engines suit it.
+    A pipe cannot be probed ahead of the pipeline, so it gets the clean engines unless told otherwise."""
+    from vidsr.degradation.detect import InputCondition, assess_image, assess_video
+    from vidsr.image import is_image
+
+    if degradation != "auto":
+        return None
+    if input_path == "-":
+        return InputCondition("unknown", False, None, 0.0, "clean", "a pipe is not probed; --degradation real "
+                                                                   "for compressed or noisy input")
+    try:
+        return assess_image(input_path) if is_image(input_path) else assess_video(input_path)
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return None  # the pipeline reports an unreadable input with its own clear message
 
 
 def check_paths(src: str, dst: str, overwrite: bool) -> None:
@@ -90,7 +108,8 @@ class Progress:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
 def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, device: str, precision: str,
-            tile: int, ensemble: bool, batch: int, codec: str | None, crf: int, preset: str, pix_fmt: str | None,
+            tile: int, degradation: str, ensemble: bool, batch: int, codec: str | None, crf: int, preset: str,
+            pix_fmt: str | None,
             fmt: str | None, start: str | None, duration: str | None, no_audio: bool, no_subtitles: bool,
             deinterlace: str, compare: str | None, input_format: str | None, overwrite: bool, quiet: bool,
             as_json: bool) -> None:
@@ -128,8 +147,15 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
     start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
     if duration_s is not None and duration_s <= 0:
         raise UsageError("--duration must be positive")
-    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, batch)
+    condition = assess_input(input_path, degradation)
+    chosen = condition.choice if condition else degradation
+    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, batch, degradation=chosen)
+    if condition and not quiet and not as_json:
+        click.echo(f"vidsr: input {condition.reason}: {chosen} engine {engine.id}", err=True)
     summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
+                               "degradation": engine.degradation,
+                               "degradation_choice": condition.as_dict() if condition else {"choice": chosen,
+                                                                                            "reason": "asked for"},
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
                                "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": ensemble}
     if input_path != "-" and is_image(input_path):

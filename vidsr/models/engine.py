@@ -72,6 +72,17 @@ class Engine:
             model.scale = scale
         return model.eval()
 
+    @property
+    def degradation(self) -> str:
+        """``real`` for engines trained on degraded inputs (noise, codecs), ``clean`` for MATLAB-bicubic ones."""
+        return self.manifest.get("degradation", {}).get("kind", "clean")
+
+    def degraded_psnr(self, scale: int) -> float | None:
+        """Mean Y-PSNR over the eval sets under the degradation the manifest was scored with, or None."""
+        tables = list(self.manifest.get("eval_degraded", {}).values())
+        values = [row["psnr"] for t in tables[:1] for sets in t.values() if (row := sets.get(str(scale)))]
+        return sum(values) / len(values) if values else None
+
     def eval_psnr(self, dataset: str, scale: int) -> float | None:
         row = self.manifest.get("eval", {}).get(dataset, {}).get(str(scale))
         return None if row is None else row.get("psnr")
@@ -112,11 +123,22 @@ AUTO = "auto"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
 
-def best_engine(engines: list[Engine], scale: int) -> Engine:
+DEGRADATIONS = ("clean", "real")
+
+
+def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -> Engine:
     """``--model auto``: the engine with the best measured quality at ``scale``, the cheaper one where two agree
     to 0.01 dB (rounded). A default chosen once by family would hand users an engine that measures worse than
-    another we ship while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done)."""
-    at = [e for e in engines if scale in e.scales]
+    another we ship while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done).
+
+    ``degradation="real"`` compares the engines trained for degraded input by their scores under degradation;
+    where none upscales ``scale``, the clean choice stands."""
+    at = [e for e in engines if scale in e.scales and e.degradation == "clean"]
+    real = [(q, e) for e in engines if scale in e.scales and e.degradation == "real"
+            and (q := e.degraded_psnr(scale)) is not None]
+    if degradation == "real" and real:
+        return max(real, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
+    at = at or [e for e in engines if scale in e.scales]
     if not at:
         raise UsageError(f"no shipped engine upscales x{scale}")
     measured = [(q, e) for e in at if (q := e.mean_psnr(scale)) is not None]
@@ -125,12 +147,17 @@ def best_engine(engines: list[Engine], scale: int) -> Engine:
     return max(measured, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
 
 
-def find_engine(model: str, scale: int, root: Path | None = None) -> Engine:
-    """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``."""
+def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean") -> Engine:
+    """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``; a family
+    gives its engine for ``degradation`` (clean or real input) where it has one."""
     engines = list_engines(root)
     if model == AUTO:
-        return best_engine(engines, scale)
-    named = [e for e in engines if model in (e.id, e.family)]
+        return best_engine(engines, scale, degradation)
+    named = [e for e in engines if model == e.id]
+    if not named:
+        family = [e for e in engines if model == e.family and scale in e.scales]
+        named = [e for e in family if e.degradation == degradation] or family
+    named = named or [e for e in engines if model == e.family]
     if not named:
         known = sorted({e.family for e in engines} | {e.id for e in engines})
         raise UsageError(f"unknown model {model!r}; shipped: {', '.join(known) or 'none'}")

@@ -14,6 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidsr.degradation.apply import degrade as degrade_real
+from vidsr.degradation.apply import even_crop
+from vidsr.degradation.spec import DegradationRanges
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import modcrop, rgb_to_y
 
@@ -50,11 +53,20 @@ def read_rgb(path: Path, keep_grey: bool = False) -> np.ndarray:
 @dataclass
 class Pairs:
     """LR/HR pairs of one scale. Y models get float32 Y planes in [0, 1], the LR one already bicubic-upscaled to
-    the HR size; RGB models get uint8 RGB."""
+    the HR size; RGB models get uint8 RGB.
+
+    Degraded pairs hold several LR variants per HR image: ``lr[i]`` pairs with ``hr[hr_index[i]]``, and Y variants
+    stay uint8 at LR size (``lr_small``), upscaled patch by patch, since float HR-size copies of every variant
+    would take gigabytes."""
 
     scale: int
     lr: list[np.ndarray]
     hr: list[np.ndarray]
+    hr_index: list[int] | None = None
+    lr_small: bool = False
+
+    def target(self, i: int) -> np.ndarray:
+        return self.hr[self.hr_index[i] if self.hr_index is not None else i]
 
 
 def degrade(hr_rgb: np.ndarray, scale: int, colour: str) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +98,53 @@ def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | Non
     return pairs
 
 
+def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: DegradationRanges, seed: int,
+                        cache_dir: Path | None, log=print) -> Pairs:
+    """``ranges.variants`` degraded LR copies of every training image, made once through the real codecs and
+    cached (keyed by the data, the ranges, the seed, the scale and the colour mode): measured cheaper per CPU-hour
+    than encoding patches on the fly (docs/REAL-FOOTAGE.md). Variant v of image i is drawn from a generator seeded
+    by (seed, scale, i, v), so the set is the same on every machine."""
+    key = f"{data_hash(files)[:16]}-{ranges.sha256()[:12]}-s{seed}-x{scale}-{colour}"
+    cache = cache_dir / f"degraded-{key}.npz" if cache_dir else None
+    if cache and cache.is_file():
+        with np.load(cache) as z:
+            n, m = int(z["n"]), int(z["m"])
+            return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{j}"] for j in range(m)],
+                         [int(v) for v in z["hr_index"]], lr_small=colour == "Y")
+    lr, hr, index = [], [], []
+    for i, f in enumerate(files):
+        img = even_crop(read_rgb(f), scale)
+        hr.append(img if colour == "RGB" else (rgb_to_y(img) / 255.0).astype(np.float32))
+        for v in range(ranges.variants):
+            rng = np.random.default_rng([seed, scale, i, v])
+            low = degrade_real(img, scale, ranges.draw(rng, scale), rng)
+            lr.append(low.rgb if colour == "RGB" else low.y)
+            index.append(i)
+        if i % 50 == 0:
+            log(f"degraded {i + 1}/{len(files)} images x{scale} ({ranges.variants} variants each)")
+    pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y")
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        arrays = {f"lr{i}": a for i, a in enumerate(lr)} | {f"hr{j}": a for j, a in enumerate(hr)}
+        np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)
+        tmp.replace(cache)
+    return pairs
+
+
+def _upscaled_patch(lr_y: np.ndarray, scale: int, top: int, left: int, patch: int) -> np.ndarray:
+    """The HR-size patch at (top, left) of the MATLAB-bicubic upscale of an 8-bit LR Y plane, computed from a
+    crop with 4 LR pixels of context (the kernel reaches 2), so it equals the whole-image upscale's patch."""
+    pad = 4
+    y0, x0 = max(top // scale - pad, 0), max(left // scale - pad, 0)
+    y1 = min(-(-(top + patch) // scale) + pad, lr_y.shape[0])
+    x1 = min(-(-(left + patch) // scale) + pad, lr_y.shape[1])
+    crop = lr_y[y0:y1, x0:x1] / 255.0
+    up = imresize(crop, size=((y1 - y0) * scale, (x1 - x0) * scale))
+    dy, dx = top - y0 * scale, left - x0 * scale
+    return up[dy:dy + patch, dx:dx + patch].astype(np.float32)
+
+
 def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
     """One of the 8 flips/rotations of an HxW(xC) array."""
     if k & 4:
@@ -105,7 +164,7 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
     if mix_scales and lr_space:
         raise ValueError("mix_scales needs HR-space patches (every scale the same size), not LR-space ones")
     # A few T91 images are smaller than a patch at x4 (LR side 19 px): they are never drawn.
-    eligible = [[i for i, a in enumerate(p.lr if lr_space else p.hr) if min(a.shape[:2]) >= patch]
+    eligible = [[i for i in range(len(p.lr)) if min((p.lr[i] if lr_space else p.target(i)).shape[:2]) >= patch]
                 for p in pairs_by_scale]
     if not mix_scales:
         k = int(rng.integers(len(pairs_by_scale)))
@@ -115,7 +174,7 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
             k = int(rng.integers(len(pairs_by_scale)))
         pairs, s = pairs_by_scale[k], pairs_by_scale[k].scale
         i = eligible[k][rng.integers(len(eligible[k]))]
-        lr, hr = pairs.lr[i], pairs.hr[i]
+        lr, hr = pairs.lr[i], pairs.target(i)
         if lr_space:
             h, w = lr.shape[:2]
             top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
@@ -124,7 +183,11 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
         else:
             h, w = hr.shape[:2]
             top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
-            x = lr[top:top + patch, left:left + patch]
+            if pairs.lr_small:
+                top, left = top - top % s, left - left % s  # on the LR grid, as a decoded frame is
+                x = _upscaled_patch(lr, s, top, left, patch)
+            else:
+                x = lr[top:top + patch, left:left + patch]
             y = hr[top:top + patch, left:left + patch]
         turn = int(rng.integers(8)) if augment else 0
         xs.append(_dihedral(x, turn))

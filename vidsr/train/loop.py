@@ -12,19 +12,21 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vidsr.degradation.spec import Degradation, parse_spec
 from vidsr.hashing import sha256_file
 from vidsr.models.engine import WEIGHTS, base_manifest, engines_dir, write_manifest
 from vidsr.models.registry import architecture
 from vidsr.quality.evaluate import evaluate_images, load_set
 from vidsr.runtime.cpu import cpu_model, default_threads, has_fast_bf16, tune_allocator
 from vidsr.runtime.torch_rt import TorchRuntime
-from vidsr.train.data import data_hash, image_files, load_pairs, sample_batch
+from vidsr.train.data import data_hash, image_files, load_degraded_pairs, load_pairs, sample_batch
 from vidsr.train.recipe import Recipe
 from vidsr.upscaler import Upscaler
 
@@ -78,13 +80,13 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
 
 
 def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int,
-                   device: str = "cpu") -> dict:
+                   device: str = "cpu", degradation: Degradation | None = None) -> dict:
     arch = architecture(recipe.arch)
     if hasattr(model, "scales"):
         model.scale = scale
     # The run's own thread count: the runtime would otherwise reset it to every core for the rest of the run.
     up = Upscaler(arch, scale, TorchRuntime(model, device, "fp32", threads=torch.get_num_threads()))
-    result = evaluate_images(up, arch.colour, images, scale)
+    result = evaluate_images(up, arch.colour, images, scale, degradation)
     model.train()
     return result
 
@@ -161,7 +163,12 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             state["moments_reset_at"] = state.get("moments_reset_at", []) + [state["step"]]
             log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
     cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
-    pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
+    if recipe.degradation:
+        pairs = [load_degraded_pairs(files, s, arch.colour, recipe.degradation, recipe.seed, cache, log)
+                 for s in recipe.scales]
+    else:
+        pairs = [load_pairs(files, s, arch.colour, cache) for s in recipe.scales]
+    val_degradation = parse_spec(recipe.degradation.val) if recipe.degradation else None
     val_images = load_set(data_root / recipe.val_dir)
     loss_fn = torch.nn.L1Loss() if recipe.loss == "l1" else torch.nn.MSELoss()
 
@@ -213,7 +220,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
             point = {"step": state["step"], "cpu_hours": round((base_cpu + time.process_time() - start_cpu) / 3600, 4)}
             for s in recipe.scales:
-                point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s, device)["psnr"], 3)
+                point[f"x{s}"] = round(evaluate_model(model, recipe, val_images, s, device, val_degradation)["psnr"], 3)
             state["curve"].append(point)
             log(f"val {recipe.val_dir} {point}")
         if state["step"] % recipe.checkpoint_every == 0:
@@ -252,6 +259,17 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
             r = evaluate_model(model, recipe, images, s, device)
             table.setdefault(name, {})[str(s)] = {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
             log(f"eval {name} x{s}: {r['psnr']:.2f} dB (bicubic {r['bicubic_psnr']:.2f})")
+    degraded: dict[str, dict[str, dict]] = {}
+    if recipe.degradation:
+        spec = parse_spec(recipe.degradation.val)
+        for vs in recipe.eval_dirs:
+            images = load_set(data_root / vs)
+            for s in recipe.scales:
+                r = evaluate_model(model, recipe, images, s, device, spec)
+                degraded.setdefault(Path(vs).name, {})[str(s)] = {
+                    k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+                log(f"eval {Path(vs).name} x{s} under {spec.spec()}: {r['psnr']:.2f} dB "
+                    f"(bicubic {r['bicubic_psnr']:.2f})")
     try:
         recipe_rel = str(recipe.path.resolve().relative_to(Path(__file__).resolve().parents[2]))
     except ValueError:
@@ -283,6 +301,9 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: dict, dhash: str, da
         },
         "curve": state["curve"],
         "eval": table,
+        **({"degradation": {"kind": "real", "ranges": asdict(recipe.degradation),
+                            "ranges_sha256": recipe.degradation.sha256(), "curve_under": spec.spec()},
+            "eval_degraded": {spec.spec(): degraded}} if recipe.degradation else {}),
         # The manifest's numbers are fp32 inference; eval's default on a CPU with native bf16 is bf16, which measures
         # a few thousandths of a dB apart (README, "Shipped engines").
         "eval_command": f"vidsr eval --model {recipe.id} --scale S --precision fp32 ../shared/data/test/Set5 "

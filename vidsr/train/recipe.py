@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidsr.degradation.spec import DegradationRanges
 from vidsr.models.registry import PRESETS, architecture
 
 
@@ -50,6 +51,8 @@ class Recipe:
     eval_every: int = 500
     checkpoint_every: int = 100
     notes: str = ""
+    # The [degradation] table: LR inputs degraded as real footage is (noise, codecs), HR clean. None: MATLAB bicubic.
+    degradation: DegradationRanges | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def lr_at(self, step: int) -> float:
@@ -94,7 +97,9 @@ def load_recipe(path: str | Path) -> Recipe:
         t["init_from"] = tuple(t["init_from"])
     if "betas" in t:
         t["betas"] = tuple(t["betas"])
-    return Recipe(path=path, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
+    degradation = DegradationRanges.from_table(data["degradation"], f"{path}: [degradation]") \
+        if "degradation" in data else None
+    return Recipe(path=path, degradation=degradation, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
                   config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
                   eval_dirs=eval_dirs,

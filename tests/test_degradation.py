@@ -1,0 +1,173 @@
+"""Real-footage degradation: deterministic, really lossy, parsed strictly, and auto picks engines by input."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from media import TINY, make_clip, scene
+from test_train import recipe, run
+
+from vidsr.degradation.apply import degrade, even_crop
+from vidsr.degradation.detect import assess_video, noise_sigma
+from vidsr.degradation.spec import DegradationRanges, parse_spec
+from vidsr.models.engine import save_engine
+from vidsr.models.registry import ARCHITECTURES
+from vidsr.quality.metrics import psnr
+from vidsr.train.data import load_degraded_pairs, sample_batch
+
+
+def texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A deterministic image with edges and fine detail, so that codecs have something to lose."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.uniform(0, 255, (h, w, 3)).astype(np.float32), (0, 0), 1.2)
+    img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX)
+    img[h // 3: h // 3 + 20, w // 4: w // 2] = (240, 30, 30)
+    return np.clip(img + scene(0, w, h) * 0.3, 0, 255).astype(np.uint8)
+
+
+def test_a_seed_gives_the_same_degradation_and_another_seed_another():
+    hr, ranges = even_crop(texture(), 2), DegradationRanges()
+    outs = []
+    for seed in (1, 1, 2):
+        rng = np.random.default_rng([seed, 7])
+        d = ranges.draw(rng, 2)
+        outs.append((d, degrade(hr, 2, d, rng).rgb))
+    assert outs[0][0] == outs[1][0] and np.array_equal(outs[0][1], outs[1][1])
+    assert outs[0][0] != outs[2][0]
+
+
+def test_every_codec_is_deterministic_for_a_seed():
+    hr = even_crop(texture(), 2)
+    for spec in ("kernel=area,noise=3,h264:crf=30", "hevc:crf=30", "mpeg2:q=8", "jpeg:q=40",
+                 "kernel=gaussian,blur=1.2,poisson=0.3,grey,420"):
+        d = parse_spec(spec)
+        a, b = (degrade(hr, 2, d, np.random.default_rng([5])) for _ in range(2))
+        assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.y, b.y), spec
+
+
+def test_h264_artefacts_grow_with_crf_inside_stated_bounds():
+    hr = even_crop(texture(), 2)
+    clean = degrade(hr, 2, parse_spec("kernel=bicubic"), np.random.default_rng(0))
+    scores = {crf: psnr(degrade(hr, 2, parse_spec(f"h264:crf={crf}"), np.random.default_rng(0)).y, clean.y)
+              for crf in (18, 28, 38)}
+    assert scores[18] > scores[28] > scores[38]
+    # Measured 40.3 / 32.9 / 26.9 dB on this image; the bounds allow other x264 builds their own rate control.
+    assert 35 < scores[18] < 50 and 28 < scores[28] < 38 and 20 < scores[38] < 31, scores
+
+
+def test_a_clean_spec_is_matlab_bicubic():
+    from vidsr.quality.imresize import imresize
+
+    hr = even_crop(texture(), 2)
+    assert np.array_equal(degrade(hr, 2, parse_spec("kernel=bicubic"), np.random.default_rng(0)).rgb,
+                          imresize(hr, 0.5))
+    assert parse_spec("kernel=bicubic").is_clean and not parse_spec("noise=1").is_clean
+
+
+@pytest.mark.parametrize("spec", ["kernel=lanczos", "h264:crf=99", "noise=abc", "h264:q=3", "bogus",
+                                  "av1:crf=30", "kernel=area,,noise=2", "preset=warp9"])
+def test_malformed_specs_are_one_line_usage_errors(vidsr, tmp_path, spec):
+    (tmp_path / "set").mkdir()
+    cv2.imwrite(str(tmp_path / "set" / "a.png"), texture())
+    p = vidsr("eval", "--model", "edsr", "--degrade", spec, tmp_path / "set")
+    assert p.returncode == 2
+    lines = p.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidsr: error: --degrade"), lines
+
+
+def test_eval_under_degradation_scores_bicubic_lower_than_clean(vidsr, tmp_path):
+    (tmp_path / "set").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "set" / f"{i}.png"), texture(seed=i))
+    p = vidsr("eval", "--model", "edsr", "--degrade", "kernel=bicubic", "--degrade",
+              "kernel=area,noise=4,h264:crf=34", tmp_path / "set", "--json", check=0)
+    r = json.loads(p.stdout)["by_degradation"]
+    clean, bad = r["kernel=bicubic"]["set"], r["kernel=area,noise=4,h264:crf=34"]["set"]
+    assert bad["bicubic_psnr"] < clean["bicubic_psnr"] - 2
+    assert set(bad) >= {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}
+
+
+def test_eval_video_runs_sequences_through_the_pipeline_with_tof(vidsr, tmp_path):
+    seq = tmp_path / "pans" / "one"
+    seq.mkdir(parents=True)
+    base = texture(112, 144)
+    for i in range(4):
+        m = np.float32([[1, 0, -0.7 * i], [0, 1, -0.4 * i]])
+        cv2.imwrite(str(seq / f"{i:04d}.png"), cv2.warpAffine(base, m, (128, 96), borderMode=cv2.BORDER_REFLECT))
+    p = vidsr("eval", "--video", "--model", "vdsr", "--degrade", "kernel=area,h264:crf=30", tmp_path / "pans",
+              "--json", check=0)
+    row = json.loads(p.stdout)["sets"]["one"]
+    assert row["images"] == 4
+    assert row["tof"] >= 0 and row["bicubic_tof"] >= 0 and 15 < row["bicubic_psnr"] < 50
+
+
+def test_noise_estimate_tracks_added_noise():
+    y = cv2.cvtColor(texture(192, 256), cv2.COLOR_RGB2GRAY)
+    rng = np.random.default_rng(0)
+    sigmas = [noise_sigma(np.clip(y + rng.normal(0, s, y.shape), 0, 255).astype(np.uint8)) for s in (0, 3, 6, 10)]
+    assert sigmas == sorted(sigmas)
+    assert sigmas[0] < 1.5 and 4 < sigmas[2] < 8 and 8 < sigmas[3] < 12, sigmas
+
+
+@pytest.fixture()
+def both_kinds(tmp_path, engines, monkeypatch):
+    """The tiny engines plus a tiny 'real' EDSR x2, each with a measured table, in their own engines folder."""
+    import shutil
+
+    root = tmp_path / "engines"
+    shutil.copytree(engines, root)
+    arch = ARCHITECTURES["edsr"]
+    for eid, real in (("edsr-clean-x2", False), ("edsr-real-x2", True)):
+        model = arch.build(TINY["edsr"], (2,))
+        extra = {"eval": {"Set5": {"2": {"psnr": 40.0}}}}
+        if real:
+            extra |= {"degradation": {"kind": "real"}, "eval_degraded": {"x": {"Set5": {"2": {"psnr": 30.0}}}},
+                      "eval": {"Set5": {"2": {"psnr": 20.0}}}}
+        save_engine(root / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model, **extra)
+    monkeypatch.setenv("VIDSR_ENGINES", str(root))
+    return root
+
+
+def test_auto_picks_real_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vidsr, tmp_path, both_kinds, env):
+    env["VIDSR_ENGINES"] = str(both_kinds)
+    noisy = make_clip(tmp_path / "cctv.mp4", 96, 64, frames=6, audio=False, crf_noise=(35, 6))
+    lossless = make_clip(tmp_path / "master.mkv", 96, 64, frames=6, codec="ffv1", audio=False)
+    picks = {}
+    for clip in (noisy, lossless):
+        p = vidsr("upscale", clip, "-o", tmp_path / f"{clip.stem}-x2.mkv", "--json", check=0)
+        picks[clip.stem] = json.loads(p.stdout)
+    assert picks["cctv"]["model"] == "edsr-real-x2" and picks["cctv"]["degradation_choice"]["choice"] == "real"
+    assert picks["master"]["model"] == "edsr-clean-x2"
+    assert "lossless" in picks["master"]["degradation_choice"]["reason"]
+    forced = vidsr("upscale", lossless, "-o", tmp_path / "forced.mkv", "--degradation", "real", "--json", check=0)
+    assert json.loads(forced.stdout)["model"] == "edsr-real-x2"
+    assert assess_video(noisy).noise_sigma > assess_video(lossless).noise_sigma
+
+
+def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
+    r = recipe(tmp_path)
+    ranges = DegradationRanges(variants=2, codecs={"h264": 1.0})
+    files = sorted((data / "train/pics").glob("*.png"))
+    a = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", log=lambda s: None)
+    b = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", log=lambda s: None)
+    assert len(a.lr) == 2 * len(files) and a.hr_index == [0, 0, 1, 1, 2, 2]
+    assert all(np.array_equal(x, y) for x, y in zip(a.lr, b.lr))
+    x, y, _ = sample_batch([a], 4, 16, True, True, np.random.default_rng(0))
+    assert x.shape == (4, 3, 16, 16) and y.shape == (4, 3, 32, 32)
+    y_pairs = load_degraded_pairs(files, 2, "Y", ranges, 3, None, log=lambda s: None)
+    xv, yv, _ = sample_batch([y_pairs], 3, 20, False, True, np.random.default_rng(0))
+    assert xv.shape == yv.shape == (3, 1, 20, 20)
+    path = tmp_path / "real.toml"
+    path.write_text(r.path.read_text().replace('id = "tiny"', 'id = "tiny-real"')
+                    + '\n[degradation]\nvariants = 1\nval = "kernel=area,h264:crf=30"\n')
+    from vidsr.train.recipe import load_recipe
+
+    state = run(load_recipe(path), data, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert state["step"] == 6 and manifest["degradation"]["kind"] == "real"
+    assert manifest["eval_degraded"]["kernel=area,h264:crf=30"]["val"]["2"]["bicubic_psnr"] > 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(path.read_text().replace("variants = 1", "variants = 1\nwobble = 2"))
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_recipe(bad)

@@ -1,0 +1,97 @@
+"""``--degradation auto``: is this input clean enough for the clean engines, or does it need the real ones?
+
+Three facts decide, all cheap: the codec (lossless or not), the bits per pixel it spends, and a noise estimate
+on the first frames' luma. The thresholds come from the measurements in docs/REAL-FOOTAGE.md, where the real
+engines beat the clean ones on every lossy input at or below ``REAL_BELOW_BPP`` and on every input noisier than
+``REAL_ABOVE_NOISE``; above that rate the clean ones win or tie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+# Codecs whose output is the input: nothing to restore.
+LOSSLESS = {"ffv1", "rawvideo", "png", "apng", "bmp", "tiff", "huffyuv", "ffvhuff", "utvideo", "magicyuv",
+            "qtrle", "r210", "v210", "v410", "yuv4", "gif", "ppm", "pgm", "pam", "webp_lossless", "qoi"}
+REAL_BELOW_BPP = 0.5  # lossy streams spending less than this many bits per pixel go to the real engines
+REAL_ABOVE_NOISE = 2.0  # luma noise sigma (8-bit levels) above which any input goes to them
+PROBE_FRAMES = 5
+
+
+@dataclass(frozen=True)
+class InputCondition:
+    """What ``auto`` measured of an input, and what it chose (``clean`` or ``real``) with the reason."""
+
+    codec: str
+    lossless: bool
+    bits_per_pixel: float | None
+    noise_sigma: float
+    choice: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["bits_per_pixel"] = None if self.bits_per_pixel is None else round(self.bits_per_pixel, 4)
+        d["noise_sigma"] = round(self.noise_sigma, 3)
+        return d
+
+
+def noise_sigma(y: np.ndarray) -> float:
+    """Luma noise sigma in 8-bit levels: Immerkaer's Laplacian-difference estimator (1996), taken over the
+    flattest tenth of 16x16 blocks so that edges and texture do not pass for noise."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+    r = np.abs(cv2.filter2D(y.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101))[1:-1, 1:-1]
+    h, w = (r.shape[0] // 16) * 16, (r.shape[1] // 16) * 16
+    if h == 0 or w == 0:
+        return float(np.sqrt(np.pi / 2) / 6 * r.mean())
+    blocks = r[:h, :w].reshape(h // 16, 16, w // 16, 16).mean(axis=(1, 3)).ravel()
+    flat = np.sort(blocks)[: max(1, blocks.size // 10)]
+    return float(np.sqrt(np.pi / 2) / 6 * flat.mean())
+
+
+def decide(codec: str, bits_per_pixel: float | None, sigma: float) -> InputCondition:
+    lossless = codec in LOSSLESS
+    if sigma > REAL_ABOVE_NOISE:
+        choice, reason = "real", f"noisy (luma sigma {sigma:.1f} > {REAL_ABOVE_NOISE})"
+    elif lossless:
+        choice, reason = "clean", f"lossless {codec}, luma sigma {sigma:.1f}"
+    elif bits_per_pixel is None or bits_per_pixel < REAL_BELOW_BPP:
+        rate = "unknown bit rate" if bits_per_pixel is None else f"{bits_per_pixel:.3f} bits/pixel"
+        choice, reason = "real", f"compressed ({codec}, {rate} < {REAL_BELOW_BPP})"
+    else:
+        choice, reason = "clean", f"{codec} at {bits_per_pixel:.3f} bits/pixel (>= {REAL_BELOW_BPP}), little noise"
+    return InputCondition(codec, lossless, bits_per_pixel, sigma, choice, reason)
+
+
+def assess_video(path: str | Path) -> InputCondition:
+    """Codec, bits per pixel and noise of a video file's first video stream (its first few frames)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        cc = stream.codec_context
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        bit_rate = stream.bit_rate or c.bit_rate
+        if not bit_rate and c.duration:
+            bit_rate = Path(path).stat().st_size * 8 / (c.duration / av.time_base)
+        bpp = bit_rate / (cc.width * cc.height * rate) if bit_rate and cc.width and cc.height else None
+        sigmas = []
+        for frame in c.decode(stream):
+            sigmas.append(noise_sigma(frame.reformat(format="gray").to_ndarray()))
+            if len(sigmas) == PROBE_FRAMES:
+                break
+        return decide(cc.name, bpp, float(np.median(sigmas)) if sigmas else 0.0)
+
+
+def assess_image(path: str | Path) -> InputCondition:
+    """The same for an image: JPEG counts as lossy at its file's bits per pixel; PNG, BMP, TIFF as lossless."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    suffix = Path(path).suffix.lower()
+    codec = "mjpeg" if suffix in (".jpg", ".jpeg") else "webp" if suffix == ".webp" else suffix.lstrip(".")
+    bpp = Path(path).stat().st_size * 8 / img.size if codec in ("mjpeg", "webp") else None
+    return decide(codec if codec in ("mjpeg", "webp") else "png", bpp, noise_sigma(img))

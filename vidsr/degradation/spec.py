@@ -1,0 +1,220 @@
+"""What a degradation is: one fixed draw (``Degradation``, what ``vidsr eval --degrade`` names) and the ranges a
+recipe draws from (``DegradationRanges``, a recipe's ``[degradation]`` table).
+
+A new kind of degradation is added here (its field and range) and in ``apply.py`` (what it does), nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+KERNELS = ("bicubic", "bilinear", "area", "gaussian")
+# The codecs, by the names a spec uses; each maps to a real encoder in PyAV (JPEG through OpenCV).
+CODECS = ("none", "h264", "hevc", "mpeg2", "jpeg")
+# What a codec's quality number means, and the range each encoder accepts.
+QUALITY_RANGE = {"h264": (0, 51), "hevc": (0, 51), "mpeg2": (1, 31), "jpeg": (1, 100)}
+QUALITY_NAME = {"h264": "crf", "hevc": "crf", "mpeg2": "q", "jpeg": "q"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One degradation of an HR image or sequence into the LR input a camera or broadcast chain would deliver.
+
+    ``kernel`` downscales (``blur`` is the Gaussian's sigma in HR pixels for ``gaussian``); ``noise`` is a
+    Gaussian sigma and ``poisson`` a shot-noise gain, both in 8-bit levels, added to every channel (``grey_noise``:
+    the same to all three, so luma only); ``chroma420`` subsamples chroma; ``codec`` encodes with ``quality``
+    (CRF for h264/hevc, qscale for mpeg2, quality for jpeg) at ``preset``. Video codecs see a short pan of
+    ``frames`` frames, so P and B frame artefacts appear, and frame ``target`` (the unmoved one) is kept.
+    """
+
+    kernel: str = "bicubic"
+    blur: float = 0.0
+    noise: float = 0.0
+    poisson: float = 0.0
+    grey_noise: bool = False
+    chroma420: bool = False
+    codec: str = "none"
+    quality: int = 0
+    preset: str = "medium"
+    frames: int = 5
+    target: int = 2
+    pan: tuple[float, float] = (1.3, 0.7)  # LR pixels a frame
+    zoom: float = 0.004  # relative zoom a frame
+
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec {self.codec!r}; choose one of {', '.join(CODECS)}")
+        if self.codec != "none":
+            lo, hi = QUALITY_RANGE[self.codec]
+            if not lo <= self.quality <= hi:
+                raise ValueError(f"{self.codec} {QUALITY_NAME[self.codec]}={self.quality} is outside {lo}..{hi}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.noise < 0 or self.poisson < 0 or self.blur < 0:
+            raise ValueError("noise, poisson and blur cannot be negative")
+        if not 0 <= self.target < self.frames:
+            raise ValueError(f"target frame {self.target} is outside 0..{self.frames - 1}")
+
+    @property
+    def is_clean(self) -> bool:
+        """The papers' protocol: MATLAB bicubic, nothing else."""
+        return self == Degradation(frames=self.frames, target=self.target, pan=self.pan, zoom=self.zoom)
+
+    def spec(self) -> str:
+        """The canonical ``--degrade`` text of this degradation, which ``parse_spec`` reads back."""
+        parts = [f"kernel={self.kernel}"]
+        if self.kernel == "gaussian":
+            parts.append(f"blur={self.blur:g}")
+        if self.noise:
+            parts.append(f"noise={self.noise:g}")
+        if self.poisson:
+            parts.append(f"poisson={self.poisson:g}")
+        if self.grey_noise:
+            parts.append("grey")
+        if self.chroma420 and self.codec == "none":
+            parts.append("420")
+        if self.codec != "none":
+            parts.append(f"{self.codec}:{QUALITY_NAME[self.codec]}={self.quality}")
+            if self.codec in ("h264", "hevc") and self.preset != "medium":
+                parts.append(f"preset={self.preset}")
+        return ",".join(parts)
+
+
+SPEC_HELP = ("comma-separated: kernel=bicubic|bilinear|area|gaussian, blur=SIGMA, noise=SIGMA, poisson=GAIN, grey, "
+             "420, h264:crf=N, hevc:crf=N, mpeg2:q=N, jpeg:q=N, preset=NAME; e.g. kernel=area,noise=3,h264:crf=30")
+
+
+def parse_spec(text: str) -> Degradation:
+    """``kernel=area,noise=3,h264:crf=30`` -> a Degradation. Raises ValueError with the reason on a bad spec."""
+    values: dict[str, Any] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            raise ValueError(f"empty item in {text!r}")
+        codec, _, rest = item.partition(":")
+        if rest:
+            if codec not in CODECS[1:]:
+                raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS[1:])}")
+            key, _, number = rest.partition("=")
+            if key != QUALITY_NAME[codec]:
+                raise ValueError(f"{codec} takes {QUALITY_NAME[codec]}=N, not {rest!r}")
+            values |= {"codec": codec, "quality": _number(item, number, int), "chroma420": True}
+        elif item in ("grey", "gray"):
+            values["grey_noise"] = True
+        elif item == "420":
+            values["chroma420"] = True
+        else:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"{item!r} is not key=value")
+            if key == "kernel":
+                values["kernel"] = value
+            elif key == "preset":
+                values["preset"] = value
+            elif key in ("blur", "noise", "poisson"):
+                values[key] = _number(item, value, float)
+            else:
+                raise ValueError(f"unknown key {key!r}")
+    if values.get("kernel") == "gaussian" and not values.get("blur"):
+        values["blur"] = 1.0
+    return Degradation(**values)
+
+
+def _number(item: str, text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{item!r}: {text!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class DegradationRanges:
+    """A recipe's ``[degradation]`` table: the distribution each training image's degradation is drawn from.
+
+    Probabilities are per draw; ``[lo, hi]`` ranges are uniform. ``codecs`` maps a codec name to its weight.
+    ``variants`` degraded copies of each training image are made once and cached (measured faster per CPU-hour
+    than encoding on the fly: docs/REAL-FOOTAGE.md); ``val`` is the spec the curve is scored under.
+    """
+
+    kernels: tuple[str, ...] = ("bicubic", "bilinear", "area", "gaussian")
+    blur: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, times scale / 2
+    noise_prob: float = 0.6
+    noise: tuple[float, float] = (0.0, 8.0)
+    poisson_prob: float = 0.3
+    poisson: tuple[float, float] = (0.0, 0.5)
+    grey_noise_prob: float = 0.4
+    chroma420_prob: float = 0.5  # without a codec; every video codec here subsamples
+    codecs: dict[str, float] = field(default_factory=lambda: {"h264": 0.6, "hevc": 0.1, "mpeg2": 0.1,
+                                                              "jpeg": 0.1, "none": 0.1})
+    h264_crf: tuple[int, int] = (18, 38)
+    hevc_crf: tuple[int, int] = (20, 38)
+    mpeg2_q: tuple[int, int] = (2, 14)
+    jpeg_q: tuple[int, int] = (30, 95)
+    presets: tuple[str, ...] = ("veryfast", "faster", "medium", "slow")
+    frames: int = 5
+    pan: float = 2.0  # largest LR pixels a frame, either axis
+    zoom: float = 0.01  # largest relative zoom a frame
+    variants: int = 16
+    val: str = "kernel=area,noise=3,h264:crf=30"
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str = "[degradation]") -> DegradationRanges:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+        ranges = replace(cls(), **values)
+        ranges.validate(where)
+        return ranges
+
+    def validate(self, where: str) -> None:
+        bad = [k for k in self.kernels if k not in KERNELS] + [c for c in self.codecs if c not in CODECS]
+        if bad:
+            raise ValueError(f"{where}: unknown kernels or codecs {bad}")
+        if not self.codecs or min(self.codecs.values()) < 0 or sum(self.codecs.values()) <= 0:
+            raise ValueError(f"{where}: codecs needs non-negative weights that add up to more than 0")
+        if self.variants < 1 or self.frames < 1:
+            raise ValueError(f"{where}: variants and frames must be at least 1")
+        parse_spec(self.val)
+        for codec, (lo, hi) in (("h264", self.h264_crf), ("hevc", self.hevc_crf), ("mpeg2", self.mpeg2_q),
+                                ("jpeg", self.jpeg_q)):
+            Degradation(codec=codec, quality=lo)
+            Degradation(codec=codec, quality=hi)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    def draw(self, rng: np.random.Generator, scale: int) -> Degradation:
+        """One degradation from these ranges; the same generator state gives the same draw."""
+        kernel = self.kernels[int(rng.integers(len(self.kernels)))]
+        names = list(self.codecs)
+        weights = np.array([self.codecs[c] for c in names], dtype=np.float64)
+        codec = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        quality = {"h264": self.h264_crf, "hevc": self.hevc_crf, "mpeg2": self.mpeg2_q,
+                   "jpeg": self.jpeg_q}.get(codec, (0, 0))
+        u = rng.uniform(size=6)
+        target = int(rng.integers(1, self.frames)) if self.frames > 1 else 0
+        return Degradation(
+            kernel=kernel,
+            blur=float(rng.uniform(*self.blur)) * scale / 2 if kernel == "gaussian" else 0.0,
+            noise=float(rng.uniform(*self.noise)) if u[0] < self.noise_prob else 0.0,
+            poisson=float(rng.uniform(*self.poisson)) if u[1] < self.poisson_prob else 0.0,
+            grey_noise=bool(u[2] < self.grey_noise_prob),
+            chroma420=codec not in ("none", "jpeg") or bool(u[3] < self.chroma420_prob),
+            codec=codec,
+            quality=int(rng.integers(quality[0], quality[1] + 1)) if codec != "none" else 0,
+            preset=self.presets[int(rng.integers(len(self.presets)))],
+            frames=self.frames if codec in ("h264", "hevc", "mpeg2") else 1,
+            target=target if codec in ("h264", "hevc", "mpeg2") else 0,
+            pan=(float(rng.uniform(-self.pan, self.pan)), float(rng.uniform(-self.pan, self.pan))),
+            zoom=float(rng.uniform(-self.zoom, self.zoom)),
+        )
