@@ -150,8 +150,6 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
     condition = assess_input(input_path, degradation)
     chosen = condition.choice if condition else degradation
     upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, batch, degradation=chosen)
-    if condition and not quiet and not as_json:
-        click.echo(f"vidsr: input {condition.reason}: {chosen} engine {engine.id}", err=True)
     summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
                                "degradation": engine.degradation,
                                "degradation_choice": condition.as_dict() if condition else {"choice": chosen,
@@ -193,5 +191,6 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
         emit_json(summary, to_stderr=output == "-")
     elif not quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
         click.echo(f"vidsr: {summary['frames']} frames -> {output} in {summary['seconds']:.1f} s "
-                   f"({summary['fps']:.2f} fps, {engine.id} x{s}, {summary['runtime']}/{summary['precision']})",
+                   f"({summary['fps']:.2f} fps, {engine.id} x{s}, {summary['runtime']}/{summary['precision']}"
+                   + (f"; input {condition.reason}: {engine.degradation} engine" if condition else "") + ")",
                    err=True)

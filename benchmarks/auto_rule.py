@@ -1,0 +1,63 @@
+"""The measurements behind ``--degradation auto``: where do the real engines beat the clean ones?
+
+    python benchmarks/make_pans.py ../shared/data/test/Set14 /tmp/pans14 --frames 8
+    python benchmarks/auto_rule.py /tmp/pans14 --scale 2
+
+For each input condition (lossless, or H.264 at a CRF, each with luma noise of a sigma) every sequence is
+degraded into a real LR clip, measured as auto measures an input (bits per pixel, noise estimate), and upscaled
+through the video path by the clean and by the real auto engine. One line per condition: the features, both
+engines' Y-PSNR, and which one wins; the rule's thresholds (vidsr/degradation/detect.py) are read off this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vidsr.commands.common import build_upscaler
+from vidsr.degradation.detect import assess_video
+from vidsr.degradation.spec import parse_spec
+from vidsr.quality.sequences import evaluate_sequences, find_sequences, write_lr_clip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sequences", type=Path)
+    ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--crf", default="none,12,18,23,30,36")
+    ap.add_argument("--noise", default="0,3,6")
+    args = ap.parse_args()
+    clean, clean_engine = build_upscaler("auto", args.scale, degradation="clean")
+    real, real_engine = build_upscaler("auto", args.scale, degradation="real")
+    print(f"clean {clean_engine.id}, real {real_engine.id}, x{args.scale}")
+    print("| input | bits/pixel | noise est. | bicubic | clean | real | real - clean | auto picks |")
+    print("|---|---|---|---|---|---|---|---|")
+    sequences = find_sequences([args.sequences])
+    for crf in args.crf.split(","):
+        for noise in map(float, args.noise.split(",")):
+            codec = "" if crf == "none" else f",h264:crf={crf}"
+            spec = "kernel=area" + (f",noise={noise:g}" if noise else "") + codec
+            d = parse_spec(spec)
+            features = []
+            with tempfile.TemporaryDirectory() as tmp:
+                for k, frames in enumerate(sequences.values()):
+                    path = Path(tmp) / f"{k}.mkv"
+                    write_lr_clip(frames, args.scale, d, path, seed=k)
+                    features.append(assess_video(path))
+            bpp = float(np.mean([f.bits_per_pixel or 0 for f in features]))
+            sigma = float(np.mean([f.noise_sigma for f in features]))
+            picks = {f.choice for f in features}
+            rows = {}
+            for name, up, engine in (("clean", clean, clean_engine), ("real", real, real_engine)):
+                r = evaluate_sequences(up, engine.arch.colour, [args.sequences], args.scale, d)
+                rows[name] = r.get("(all)", next(iter(r.values())))
+            b, c, r = rows["clean"]["bicubic_psnr"], rows["clean"]["psnr"], rows["real"]["psnr"]
+            print(f"| {spec} | {bpp:.3f} | {sigma:.2f} | {b:.2f} | {c:.2f} | {r:.2f} | {r - c:+.2f} | "
+                  f"{'/'.join(sorted(picks))} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
