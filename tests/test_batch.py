@@ -158,3 +158,53 @@ def test_batch_on_ray_keeps_the_journal_on_the_driver(env, tmp_path, ray_cluster
     check_outputs(out, want)
     again = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=300)
     assert again.returncode == 1 and all(e["attempts"] == 1 for e in journal(out).values())
+
+
+def test_an_image_batch_killed_during_a_save_leaves_no_partial_after_resume(env, tmp_path):
+    import cv2
+    import numpy as np
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    # Noise compresses slowly, so the 3200x3200 PNG's save takes long enough to be caught mid-way.
+    cv2.imwrite(str(src / "still.png"), np.random.default_rng(0).integers(0, 255, (1600, 1600, 3), np.uint8))
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "-m", "srcnn"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, partials = time.time() + 120, []
+    while time.time() < deadline and not partials and proc.poll() is None:
+        partials = list(out.glob(".still.*partial*")) if out.is_dir() else []
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partials, "the save was never caught in progress"
+    time.sleep(0.5)  # the child dies with the batch
+    assert list(out.glob(".still.*partial*")), "kill -9 should have left the partial behind"
+    p = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert (out / "still.png").is_file()
+    assert [x.name for x in out.iterdir() if "partial" in x.name] == []
+
+
+def test_sigterm_of_a_batch_leaves_the_running_file_pending_for_resume(env, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mkv", 320, 240, frames=150, audio=False)
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "-m", "vdsr", "-q"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if journal(out)["long.mkv"]["state"] == "running":
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and stdout == b""
+    entry = journal(out)["long.mkv"]
+    assert entry["state"] == "pending" and entry.get("interrupted") and "error" not in entry, entry
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0 and done.stdout == b"", done.stderr  # -q: nothing on stdout, no table
+    assert journal(out)["long.mkv"]["state"] == "done" and probe(out / "long.mkv")["frames"] == 150

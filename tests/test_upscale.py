@@ -269,3 +269,41 @@ def test_ensemble_flag_reaches_the_pipeline(vidsr, tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
     p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "--ensemble", "--json", check=0)
     assert json.loads(p.stdout)["ensemble"] is True and probe(tmp_path / "out.mkv")["frames"] == 2
+
+
+def test_a_rerun_sweeps_the_partial_that_kill_9_left(env, tmp_path):
+    src = make_clip(tmp_path / "long.mkv", 320, 240, frames=200, audio=False)
+    cmd = [sys.executable, "-m", "vidsr", "upscale", str(src), "-o", str(tmp_path / "out.mkv"), "-m", "vdsr", "-q"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, partials = time.time() + 60, []
+    while time.time() < deadline and not partials:
+        partials = list(tmp_path.glob(".out.*.partial.mkv"))
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partials and partials[0].exists(), "kill -9 leaves its partial"
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not partials[0].exists() and list(tmp_path.glob(".out.*")) == []
+    assert (tmp_path / "out.mkv").is_file()
+
+
+def test_sigterm_during_a_4k_frames_inference_exits_143_within_seconds(env, tmp_path):
+    # A 4K frame in 64-pixel tiles takes tens of seconds; the signal must not wait for it (it used to wait 30 s
+    # for the inference thread, then abort with SIGABRT, exit 134).
+    src = make_clip(tmp_path / "uhd.mkv", 3840, 2160, frames=2, audio=False)
+    cmd = [sys.executable, "-m", "vidsr", "upscale", str(src), "-o", str(tmp_path / "out.mkv"), "-m", "vdsr",
+           "--tile", "64", "-q"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".out.*.partial.mkv")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the first frame's tiles
+    assert proc.poll() is None, "the run ended before the signal"
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 143, err
+    assert time.time() - sent < 5
+    assert list(tmp_path.glob(".out.*")) == [] and not (tmp_path / "out.mkv").exists()

@@ -6,9 +6,11 @@ fails. ``vidsr --debug ...`` shows the traceback instead.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from vidsr.runtime.cpu import tune_allocator
@@ -34,6 +36,9 @@ _STATE = {"debug": False, "signal": 0}
 
 def _one_line(msg: str, code: int) -> int:
     click.echo(f"vidsr: error: {msg}", err=True)
+    if os.environ.get("VIDSR_ERROR_JSON") == "1":
+        # A batch parent (or a server's queue) reads the reason as data, not by matching our stderr's wording.
+        click.echo(json.dumps({"error": msg, "exit_code": code}))
     return code
 
 
@@ -60,6 +65,20 @@ def main(argv: list[str] | None = None) -> None:
         if _STATE["debug"]:
             raise
         code = _one_line(str(e) or type(e).__name__, e.exit_code if isinstance(e, VidsrError) else 1)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. A pipeline stage still inside a native call after a signal (run_threads leaves it
+    behind) would make interpreter shutdown abort (SIGABRT, 'terminate called without an active exception'), so
+    then the process ends at once, after flushing what it wrote; outputs were already cleaned up."""
+    if any(t.name.startswith("vidsr-") and t.is_alive() for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
     sys.exit(code)
 
 

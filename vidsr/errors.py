@@ -7,6 +7,10 @@ class VidsrError(Exception):
     exit_code = 1
 
 
+class Cancelled(Exception):
+    """Raised inside a stage (between two tiles, at a queue) when another stage failed or the user interrupted."""
+
+
 class UsageError(VidsrError):
     """The command line asks for something impossible (exit 2)."""
 

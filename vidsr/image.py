@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from vidsr.errors import UsageError, VidsrError
+from vidsr.files import output_file
 from vidsr.quality.imresize import imresize
 from vidsr.upscaler import Upscaler
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from vidsr.video.formats import IMAGE_SUFFIXES
 
 
 def is_image(path: str) -> bool:
@@ -55,12 +55,21 @@ def upscale_image(src: str, dst: str, upscaler: Upscaler) -> tuple[int, int]:
     if alpha is not None:
         a = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
         out = np.concatenate([out, a[..., None]], axis=2)
-    final = Path(dst)
-    tmp = final.with_name(f".{final.stem}.partial-{os.getpid()}{final.suffix}")
-    try:
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(out)):
-            raise VidsrError(f"{dst}: OpenCV cannot write this image format")
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output_file(dst) as tmp:
+        _write_image(tmp, dst, np.ascontiguousarray(out))
     return out.shape[1], out.shape[0]
+
+
+def _write_image(tmp: Path, dst: str, img: np.ndarray) -> None:
+    """OpenCV says only that a write failed; the encoder it asks for and the disk's free space tell why."""
+    try:
+        ok = cv2.imwrite(str(tmp), img)
+    except cv2.error as e:
+        raise VidsrError(f"{dst}: OpenCV could not encode the image ({str(e).strip().splitlines()[-1]})") from None
+    if not ok:
+        if not cv2.haveImageWriter(str(tmp)):
+            raise UsageError(f"{dst}: OpenCV cannot write {Path(dst).suffix or 'this'} images; use .png, .jpg, "
+                             ".bmp, .tif or .webp")
+        free = shutil.disk_usage(tmp.parent).free
+        raise VidsrError(f"{dst}: the image could not be written ({free / 1e6:.0f} MB free in {tmp.parent}; "
+                         f"the disk may be full)")

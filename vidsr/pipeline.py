@@ -7,30 +7,28 @@ failed run leaves nothing behind.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
 
 from vidsr.clock import StageClock
-from vidsr.errors import VidsrError
+from vidsr.errors import Cancelled, VidsrError
+from vidsr.files import output_file
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
 from vidsr.video.reader import VideoReader
-from vidsr.video.writer import EncodeOptions, VideoWriter, temp_path_for
+from vidsr.video.writer import EncodeOptions, VideoWriter
 
 _END = object()
-
-
-class Cancelled(Exception):
-    """Raised inside a stage when another stage failed or the user interrupted."""
+QUEUE_MIN = 4  # frames in flight between two stages, at least: enough to hide jitter, little memory
+JOIN_SECONDS = 2.0  # how long a cancelled stage may take to notice; a signal should end a run within seconds
+POLL_SECONDS = 0.1  # how often a blocked queue call looks at the cancel flag
 
 
 @dataclass
@@ -49,7 +47,7 @@ class Channel:
             if self.cancel.is_set():
                 raise Cancelled
             try:
-                self.q.put(item, timeout=0.1)
+                self.q.put(item, timeout=POLL_SECONDS)
                 return
             except queue.Full:
                 pass
@@ -59,7 +57,7 @@ class Channel:
             if self.cancel.is_set():
                 raise Cancelled
             try:
-                item = self.q.get(timeout=0.1)
+                item = self.q.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 continue
             if item is _END:
@@ -99,10 +97,14 @@ def batched(items: Iterable[Any], size: int, is_frame: Callable[[Any], bool]) ->
 
 
 def run_threads(source: Iterable[Any], transform: Callable[[Iterable[Any]], Iterable[Any]],
-                sink: Callable[[Any], None], queue_size: int = 8) -> None:
+                sink: Callable[[Any], None], queue_size: int = 8, cancel: threading.Event | None = None) -> None:
     """source -> transform -> sink, one thread each (the sink on the calling thread, where signals arrive).
-    The first exception anywhere cancels the others and is re-raised here."""
-    cancel = threading.Event()
+    The first exception anywhere cancels the others and is re-raised here.
+
+    After a failure or a signal the stages get ``JOIN_SECONDS`` to notice ``cancel``. One still inside a long
+    native call (a decoder, a huge tile) is left behind: it can write nothing the caller keeps, and the CLI
+    leaves with ``os._exit`` rather than wait for it, since interpreter shutdown under a live torch thread aborts."""
+    cancel = cancel or threading.Event()
     q_in, q_out = Channel(cancel, queue_size), Channel(cancel, queue_size)
     errors: list[BaseException] = []
 
@@ -143,7 +145,7 @@ def run_threads(source: Iterable[Any], transform: Callable[[Iterable[Any]], Iter
         if errors or not all(not t.is_alive() for t in threads):
             cancel.set()
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=JOIN_SECONDS if cancel.is_set() else None)
     if errors:
         raise errors[0]
 
@@ -195,15 +197,25 @@ def upscale_video(job: UpscaleJob) -> Stats:
     out_fmt = job.encode.pix_fmt or work_fmt
     sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock, job.compare)
 
-    final = Path(job.dst) if isinstance(job.dst, str) else None
-    tmp = None
-    if final is not None:
-        tmp = temp_path_for(final)
-    writer = None
     try:
-        writer = VideoWriter(str(tmp) if tmp else job.dst, job.out_format, info, sr.frame_w, sr.out_h, out_fmt, tags,
-                             job.encode)
+        if isinstance(job.dst, str):
+            with output_file(job.dst) as tmp:
+                _stream(job, reader, sr, held, first, items, out_fmt, tags, stats, str(tmp))
+        else:
+            _stream(job, reader, sr, held, first, items, out_fmt, tags, stats, job.dst)
+    finally:
+        reader.close()
+    stats.seconds = time.perf_counter() - t0
+    stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
+    return stats
 
+
+def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[Any], first: av.VideoFrame,
+            items: Iterator[Any], out_fmt: str, tags: Any, stats: Stats, dst: str | BinaryIO) -> None:
+    """Decode, super-resolve and encode every frame into ``dst``, then flush; the writer is aborted on failure."""
+    writer = VideoWriter(dst, job.out_format, reader.info, sr.frame_w, sr.out_h, out_fmt, tags, job.encode,
+                         display=job.dst if isinstance(job.dst, str) else None)
+    try:
         def source() -> Iterator[Any]:
             yield from held
             yield first
@@ -225,20 +237,11 @@ def upscale_video(job: UpscaleJob) -> Stats:
             else:
                 writer.write_packet(item)
 
-        run_threads(source(), transform, sink, queue_size=max(4, 2 * job.batch))
+        cancel = threading.Event()
+        sr.upscaler.should_stop = cancel.is_set
+        run_threads(source(), transform, sink, queue_size=max(QUEUE_MIN, 2 * job.batch), cancel=cancel)
         with stats.clock("encode"):
             writer.close()  # flushes the encoder's delayed frames
-        writer = None
-        if tmp is not None:
-            os.replace(tmp, final)
-            tmp = None
-    finally:
-        if writer is not None:
-            writer.abort()
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        reader.close()
-    stats.seconds = time.perf_counter() - t0
-    stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
-    return stats
-
+    except BaseException:
+        writer.abort()
+        raise

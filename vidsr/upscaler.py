@@ -9,11 +9,13 @@ except for the far edge of the receptive field.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
+from vidsr.errors import Cancelled
 from vidsr.models.registry import Architecture
 from vidsr.quality.imresize import resize_matrix
 
@@ -50,6 +52,8 @@ class Upscaler:
     memory_budget: float = 2.0e9  # bytes of activations one call may hold before we tile automatically
     ensemble: bool = False  # geometric self-ensemble: the mean over 8 flips/rotations, 8x the cost
     max_input: tuple[int, int] | None = None  # (H, W) the runtime accepts at most (a TensorRT profile)
+    # Asked before every tile: a signal or a failed stage then ends the run within one tile, not one frame.
+    should_stop: Callable[[], bool] | None = None
 
     def auto_tile(self, n: int, h: int, w: int) -> int:
         """A tile side that keeps activations under the budget; 0 when whole frames fit.
@@ -103,6 +107,8 @@ class Upscaler:
                 # The tile reads o pixels of context on each side, clipped at the frame edge.
                 y0, x0 = max(top - o, 0), max(left - o, 0)
                 y1, x1 = min(top + step + o, h), min(left + step + o, w)
+                if self.should_stop and self.should_stop():
+                    raise Cancelled
                 part = self.runtime.run(x[..., y0:y1, x0:x1])
                 bottom, right = min(top + step, h), min(left + step, w)
                 out[..., top * s:bottom * s, left * s:right * s] = part[

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidsr.errors import UsageError
+from vidsr.video.formats import IMAGE_SUFFIXES
 
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".webm", ".flv",
               ".wmv", ".nut", ".y4m", ".3gp", ".dv", ".mxf", ".vob", ".ogv", ".h264", ".264", ".hevc", ".265"}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-MEDIA_EXTS = VIDEO_EXTS | IMAGE_EXTS
+
+MEDIA_EXTS = VIDEO_EXTS | IMAGE_SUFFIXES
 
 # Extension for --format, and the containers that cannot carry a codec (then the output becomes .mkv).
 FORMAT_EXT = {"matroska": ".mkv", "mkv": ".mkv", "mp4": ".mp4", "mov": ".mov", "mpegts": ".ts", "ts": ".ts",
@@ -27,17 +28,13 @@ class Item:
     src: Path
     rel: str  # output path relative to OUTDIR, and the journal key
 
-    @property
-    def key(self) -> str:
-        return self.rel
-
 
 def output_suffix(src: Path, codec: str | None, fmt: str | None) -> str:
     """Keep the input's extension unless --format names another container or --codec cannot live in it."""
     if fmt:
         return FORMAT_EXT.get(fmt, f".{fmt}")
     suffix = src.suffix.lower()
-    if suffix in IMAGE_EXTS:
+    if suffix in IMAGE_SUFFIXES:
         return src.suffix
     if codec and ((suffix in MP4_LIKE and codec not in MP4_CODECS) or codec == "rawvideo"):
         return ".mkv"

@@ -8,13 +8,13 @@ or the new journal, never a torn one; a file found ``running`` on resume was cut
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from vidsr.errors import UsageError
+from vidsr.files import atomic_write_json
 
 JOURNAL = ".vidsr-batch.json"
 VERSION = 1
@@ -55,18 +55,8 @@ class Journal:
     def save(self) -> None:
         data = {"version": VERSION, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": self.options,
                 "files": self.files}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        # The rename must reach the disk too, or a power cut could bring back the old journal.
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Durable: the data and the rename reach the disk, or a power cut could bring back the old journal.
+        atomic_write_json(self.path, data, durable=True)
 
     def update(self, key: str, **fields: Any) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from vidsr.batch.session import JobResult, Task
 from vidsr.hashing import sha256_file
 
 _PR_SET_PDEATHSIG = 1
@@ -34,18 +35,23 @@ def _die_with_parent() -> None:
         pass
 
 
-def _last_error(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("vidsr: error: "):
-            return line[len("vidsr: error: "):]
-    return lines[-1] if lines else "no message"
+def _report(stdout: str) -> dict[str, Any]:
+    """The child's last JSON line: its summary, or ``{"error", "exit_code"}`` (VIDSR_ERROR_JSON)."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return {}
 
 
-def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[str, str]) -> dict[str, Any]:
+def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[str, str]) -> JobResult:
     """Upscale one file in a child process. Never raises for the file's own failure: returns ok/error.
     Used as is by the local runner and, shipped to a worker, by Ray."""
-    env = dict(os.environ) | env_extra | {"VIDSR_THREADS": str(threads), "VIDSR_SUMMARY": "0"}
+    env = dict(os.environ) | env_extra | {"VIDSR_THREADS": str(threads), "VIDSR_SUMMARY": "0",
+                                          "VIDSR_ERROR_JSON": "1"}
     cmd = [sys.executable, "-m", "vidsr", "upscale", src, "-o", dst, *args, "--json", "-q", "-y"]
     t = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -58,14 +64,14 @@ def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[s
         with _LIVE_LOCK:
             _LIVE.discard(proc)
     seconds = round(time.time() - t, 2)
+    report = _report(out)
     if proc.returncode != 0:
-        reason = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else _last_error(err))
-        return {"ok": False, "error": reason, "exit_code": proc.returncode, "seconds": seconds}
-    try:
-        summary = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        summary = {}
-    return {"ok": True, "sha256": sha256_file(dst), "frames": summary.get("frames"), "seconds": seconds}
+        last = next((line for line in reversed(err.splitlines()) if line.strip()), "no message")
+        reason = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                  else report.get("error") or last.strip())
+        return JobResult(False, seconds, error=reason, exit_code=proc.returncode)
+    return JobResult(True, seconds, sha256=sha256_file(dst), frames=report.get("frames"),
+                     frames_lost=report.get("frames_lost"), exit_code=0)
 
 
 def stop_children() -> None:
@@ -82,17 +88,15 @@ def stop_children() -> None:
             proc.kill()
 
 
-Task = tuple[str, str, str]  # journal key, source path, output path
-Done = Callable[[str, dict[str, Any]], bool]  # (key, result) -> True to try the file again
+Done = Callable[[str, JobResult], bool]  # (key, result) -> True to try the file again
 
 
 def run_local(tasks: list[Task], args: list[str], jobs: int, threads: int, env_extra: dict[str, str],
-              on_start: Callable[[str], None], on_done: Done) -> None:
+              on_start: Callable[[str], None], on_done: Done, on_interrupt: Callable[[], None] = lambda: None) -> None:
     def work(task: Task) -> None:
-        key, src, dst = task
         while True:
-            on_start(key)
-            if not on_done(key, run_one(src, dst, args, threads, env_extra)):
+            on_start(task.key)
+            if not on_done(task.key, run_one(task.src, task.dst, args, threads, env_extra)):
                 return
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vidsr-batch") as pool:
@@ -101,6 +105,7 @@ def run_local(tasks: list[Task], args: list[str], jobs: int, threads: int, env_e
             for f in futures:
                 f.result()
         except BaseException:
+            on_interrupt()  # before the children stop, so that their exits are recorded as interruptions
             for f in futures:
                 f.cancel()
             stop_children()
@@ -123,8 +128,8 @@ def run_ray(address: str, tasks: list[Task], args: list[str], threads: int, gpus
     pending: dict[Any, Task] = {}
 
     def submit(task: Task) -> None:
-        on_start(task[0])
-        pending[remote.remote(task[1], task[2], args, threads, env_extra)] = task
+        on_start(task.key)
+        pending[remote.remote(task.src, task.dst, args, threads, env_extra)] = task
 
     for task in tasks:
         submit(task)
@@ -135,8 +140,8 @@ def run_ray(address: str, tasks: list[Task], args: list[str], threads: int, gpus
             try:
                 result = ray.get(ready[0])
             except Exception as e:  # noqa: BLE001 - a worker or node lost: the file failed, the batch goes on
-                result = {"ok": False, "error": f"Ray task failed: {type(e).__name__}: {e}".splitlines()[0]}
-            if on_done(task[0], result):
+                result = JobResult(False, error=f"Ray task failed: {type(e).__name__}: {e}".splitlines()[0])
+            if on_done(task.key, result):
                 submit(task)
     except BaseException:
         for ref in pending:

@@ -35,14 +35,6 @@ def passthrough(ctx: click.Context) -> tuple[list[str], dict[str, Any]]:
     return args, recorded
 
 
-def _sweep_partials(outdir: Path, rel: str) -> None:
-    """Remove temporary outputs a killed run left for this file (they match only our own naming)."""
-    final = outdir / rel
-    if final.parent.is_dir():
-        for p in final.parent.glob(f".{final.stem}.*.partial{final.suffix}"):
-            p.unlink(missing_ok=True)
-
-
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -61,6 +53,7 @@ def _sweep_partials(outdir: Path, rel: str) -> None:
 @processing_options
 @click.option("-y", "--overwrite", is_flag=True, help="Replace outputs that exist (without a journal entry).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every file's state.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-file lines and no table; only failures are named.")
 @click.pass_context
 def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: bool, jobs: int, resume: bool,
           skip_existing: bool, retry_failed: bool, retries: int, ray_address: str | None, overwrite: bool,
@@ -82,6 +75,7 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
     from vidsr.batch.inputs import collect
     from vidsr.batch.journal import JOURNAL, Journal
     from vidsr.batch.runner import run_local, run_ray
+    from vidsr.batch.session import BatchSession
     from vidsr.runtime.cpu import default_threads
 
     args, options = passthrough(ctx)
@@ -93,55 +87,28 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
         if clash:
             raise UsageError(f"{clash[0]} exists{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''} and "
                              "is not from a batch; add --skip-existing or -y")
-    journal = Journal.open(outdir, options, {i.key: str(i.src) for i in items}, resume)
-    todo = []
-    for item in items:
-        entry = journal.files[item.key]
-        final = outdir / item.rel
-        if entry["state"] == "done" and final.is_file() and entry.get("sha256"):
-            continue
-        if entry["state"] == "failed" and not retry_failed:
-            continue
-        if entry["state"] == "skipped":
-            continue
-        _sweep_partials(outdir, item.rel)
-        if final.exists() and entry["state"] in ("pending", "failed") and not overwrite:
-            if skip_existing:
-                journal.update(item.key, state="skipped", output=item.rel)
-                continue
-            raise UsageError(f"{final} exists and is not from this batch; add --skip-existing or -y")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        todo.append((item.key, str(item.src), str(final)))
+    journal = Journal.open(outdir, options, {i.rel: str(i.src) for i in items}, resume)
+    quiet = as_json or ctx.params["quiet"]
+    session = BatchSession(journal, retries, log=(lambda line: None) if quiet else
+                           (lambda line: click.echo(f"vidsr: {line}", err=True)))
+    todo = session.plan(items, outdir, retry_failed, skip_existing, overwrite)
     threads = max(1, default_threads() // jobs)
     env_extra = {k: v for k, v in os.environ.items() if k.startswith("VIDSR_")}
-    attempts: dict[str, int] = {}
-
-    def on_start(key: str) -> None:
-        journal.update(key, state="running", attempts=journal.files[key].get("attempts", 0) + 1)
-        if not as_json:
-            click.echo(f"vidsr: {key}: running", err=True)
-
-    def on_done(key: str, result: dict[str, Any]) -> bool:
-        attempts[key] = attempts.get(key, 0) + 1
-        if result["ok"]:
-            journal.update(key, state="done", output=key, sha256=result["sha256"], frames=result.get("frames"),
-                           seconds=result.get("seconds"), error=None)
-            if not as_json:
-                click.echo(f"vidsr: {key}: done ({result.get('frames')} frames, {result['seconds']} s)", err=True)
-            return False
-        again = attempts[key] <= retries
-        journal.update(key, state="pending" if again else "failed", error=result["error"])
-        if not as_json:
-            click.echo(f"vidsr: {key}: failed: {result['error']}" + (" (retrying)" if again else ""), err=True)
-        return again
-
-    if ray_address:
-        gpus = 1.0 if ctx.params["device"] == "cuda" else 0.0
-        run_ray(ray_address, todo, args, threads, gpus, env_extra, on_start, on_done,
-                lambda line: click.echo(f"vidsr: {line}", err=True))
-    else:
-        run_local(todo, args, jobs, threads, env_extra, on_start, on_done)
-    return _report(journal, outdir, as_json)
+    try:
+        if ray_address:
+            gpus = 1.0 if ctx.params["device"] == "cuda" else 0.0
+            run_ray(ray_address, todo, args, threads, gpus, env_extra, session.started, session.finished,
+                    lambda line: click.echo(f"vidsr: {line}", err=True))
+        else:
+            run_local(todo, args, jobs, threads, env_extra, session.started, session.finished,
+                      on_interrupt=lambda: setattr(session, "stopping", True))
+    except KeyboardInterrupt:
+        session.stopping = True
+        for key, entry in journal.files.items():
+            if entry["state"] == "running":  # a Ray task cut off: not the file's fault either
+                journal.update(key, state="pending", interrupted=True)
+        raise
+    return _report(journal, outdir, as_json, quiet)
 
 
 def _lock(outdir: Path):
@@ -156,12 +123,14 @@ def _lock(outdir: Path):
     return f
 
 
-def _report(journal: Any, outdir: Path, as_json: bool) -> int:
+def _report(journal: Any, outdir: Path, as_json: bool, quiet: bool) -> int:
+    """--json: the whole journal on stdout. Otherwise a table for people, on stderr with the rest of the log, so
+    that stdout stays empty (data or nothing); -q leaves only the line that names failures."""
     counts = journal.counts()
     failed = {k: e for k, e in journal.files.items() if e["state"] == "failed"}
     if as_json:
         emit_json({"outdir": str(outdir), "journal": str(journal.path), "counts": counts, "files": journal.files})
-    else:
+    elif not quiet:
         from rich.console import Console
         from rich.table import Table
 
@@ -170,8 +139,8 @@ def _report(journal: Any, outdir: Path, as_json: bool) -> int:
             table.add_column(col)
         for key, e in journal.files.items():
             table.add_row(key, e["state"], str(e.get("frames", "")), str(e.get("seconds", "")), e.get("error", ""))
-        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
+        Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160).print(table)
         click.echo("; ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
-        if failed:
-            click.echo(f"vidsr: {len(failed)} file(s) failed: {', '.join(failed)}", err=True)
+    if failed and not as_json:
+        click.echo(f"vidsr: {len(failed)} file(s) failed: {', '.join(failed)}", err=True)
     return 1 if failed else 0

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vidsr.errors import UsageError, VidsrError
+from vidsr.files import atomic_write_json
 from vidsr.hashing import sha256_file
 from vidsr.models.flops import gflop_per_output_mp
 from vidsr.models.registry import Architecture, architecture
@@ -169,9 +170,7 @@ def find_engine(model: str, scale: int, root: Path | None = None, degradation: s
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path / MANIFEST)
+    atomic_write_json(path / MANIFEST, manifest, durable=True)
 
 
 def base_manifest(engine_id: str, family: str, preset: str, arch: str, config: dict[str, Any],

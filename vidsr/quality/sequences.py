@@ -27,9 +27,9 @@ from vidsr.degradation.apply import ENCODERS, _encoder_options, add_noise, downs
 from vidsr.degradation.spec import Degradation
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import psnr, rgb_to_y, shave, ssim
+from vidsr.video.formats import IMAGE_SUFFIXES
 
 MAX_FRAMES = 60  # a clip is scored on its first 60 frames: enough pairs for tOF, minutes not hours on 2 cores
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 BT601 = (6, 1, 6, 6)  # smpte170m matrix, tv range, primaries and transfer: what swscale's default conversion is
 
 

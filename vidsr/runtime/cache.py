@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from vidsr.files import atomic_write_bytes, atomic_write_json, cache_root
 from vidsr.hashing import sha256_bytes
 
+__all__ = ["cache_root"]
+
 ONNX_TOLERANCE = 1e-4  # max |torch - ONNX Runtime| on [0, 1] input, fp32
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VIDSR_CACHE") or Path.home() / ".cache" / "vidsr")
 
 
 def key_of(facts: dict[str, Any]) -> str:
@@ -45,13 +43,8 @@ def store(artefact: Path, data: bytes, facts: dict[str, Any], **extra: Any) -> P
     """Write ``data`` and its sidecar, each through a temporary name, so a crash never leaves a half file that
     looks fresh."""
     artefact.parent.mkdir(parents=True, exist_ok=True)
-    tmp = artefact.with_name(artefact.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, artefact)
-    side = artefact.with_suffix(".json")
-    tmp = side.with_name(side.name + ".tmp")
-    tmp.write_text(json.dumps({"facts": facts, "sha256": sha256_bytes(data), **extra}, indent=2) + "\n")
-    os.replace(tmp, side)
+    atomic_write_bytes(artefact, data)
+    atomic_write_json(artefact.with_suffix(".json"), {"facts": facts, "sha256": sha256_bytes(data), **extra})
     return artefact
 
 

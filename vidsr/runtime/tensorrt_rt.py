@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from vidsr.errors import UsageError, VidsrError
-from vidsr.runtime.cache import cache_root, is_fresh, key_of, store
+from vidsr.files import atomic_write_bytes, cache_root
+from vidsr.runtime.cache import is_fresh, key_of, store
 
 WORKSPACE_BYTES = 4 << 30  # cap on the scratch memory tactics may use while building
 
@@ -111,9 +112,7 @@ def build_plan(onnx_path: Path, profile: Profile, precision: str, timing_cache: 
     if plan is None:
         raise VidsrError(f"TensorRT failed to build {onnx_path.name} (its log is above)")
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = timing_cache.with_name(timing_cache.name + ".tmp")
-    tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    tmp.replace(timing_cache)
+    atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(plan)
 
 

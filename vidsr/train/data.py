@@ -17,10 +17,10 @@ import numpy as np
 from vidsr.degradation.apply import degrade as degrade_real
 from vidsr.degradation.apply import even_crop
 from vidsr.degradation.spec import DegradationRanges
+from vidsr.files import atomic_path
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import modcrop, rgb_to_y
-
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+from vidsr.video.formats import IMAGE_SUFFIXES
 
 
 def image_files(folders: list[Path]) -> list[Path]:
@@ -91,10 +91,9 @@ def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | Non
     pairs = Pairs(scale, list(lr), list(hr))
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
         arrays = {f"lr{i}": a for i, a in enumerate(pairs.lr)} | {f"hr{i}": a for i, a in enumerate(pairs.hr)}
-        np.savez(tmp, n=len(files), **arrays)
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, n=len(files), **arrays)
     return pairs
 
 
@@ -125,10 +124,9 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
     pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y")
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
         arrays = {f"lr{i}": a for i, a in enumerate(lr)} | {f"hr{j}": a for j, a in enumerate(hr)}
-        np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)
     return pairs
 
 

@@ -9,7 +9,6 @@ state with the step, CPU time, RNG state and the validation curve.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from vidsr.degradation.spec import Degradation, parse_spec
+from vidsr.files import atomic_write_bytes, atomic_write_json, cache_root
 from vidsr.hashing import sha256_file
 from vidsr.models.engine import WEIGHTS, base_manifest, engines_dir, write_manifest
 from vidsr.models.registry import architecture
@@ -34,11 +34,10 @@ STATE = "train_state.json"
 OPTIMIZER = "optimizer.safetensors"  # Adam moments: large, so never committed
 
 
-def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     sd = opt.state_dict()
-    tensors = {f"{i}.{k}": v.cpu().contiguous() for i, st in sd["state"].items() for k, v in st.items()
-               if isinstance(v, torch.Tensor)}
-    save_file(tensors, str(path))
+    return {f"{i}.{k}": v.cpu().contiguous() for i, st in sd["state"].items() for k, v in st.items()
+            if isinstance(v, torch.Tensor)}
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
@@ -162,7 +161,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         else:
             state["moments_reset_at"] = state.get("moments_reset_at", []) + [state["step"]]
             log(f"resumed at step {state['step']}; optimizer moments were not kept, restarting them")
-    cache = Path(os.environ.get("VIDSR_CACHE", Path.home() / ".cache" / "vidsr")) / "train"
+    cache = cache_root() / "train"
     if recipe.degradation:
         pairs = [load_degraded_pairs(files, s, arch.colour, recipe.degradation, recipe.seed, cache, log)
                  for s in recipe.scales]
@@ -182,13 +181,9 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
         state["cpu_seconds"] = base_cpu + time.process_time() - start_cpu
         state["wall_seconds"] = base_wall + time.time() - start_wall
         state["torch_rng"] = torch.get_rng_state().tolist()
-        save_file(_weights(model), str(out / (WEIGHTS + ".tmp")))
-        os.replace(out / (WEIGHTS + ".tmp"), out / WEIGHTS)
-        _save_optimizer(opt, out / (OPTIMIZER + ".tmp"))
-        os.replace(out / (OPTIMIZER + ".tmp"), out / OPTIMIZER)
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1) + "\n")
-        os.replace(tmp, state_path)
+        atomic_write_bytes(out / WEIGHTS, save(_weights(model)), durable=True)
+        atomic_write_bytes(out / OPTIMIZER, save(_optimizer_tensors(opt)))
+        atomic_write_json(state_path, state, durable=True)
 
     while state["step"] < stop_step and time.time() < deadline and not should_stop():
         step = state["step"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Still images, by extension: what upscale treats as an image, training and eval read, and batch collects.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 ALIASES = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "ts": "mpegts"}
 # Containers that hold one raw video stream and nothing else.
 VIDEO_ONLY = {"yuv4mpegpipe", "rawvideo"}

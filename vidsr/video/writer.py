@@ -3,11 +3,8 @@ only on success, or to a stream (stdout)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import BinaryIO
 
 import av
@@ -29,22 +26,11 @@ class EncodeOptions:
     pix_fmt: str | None = None  # None: the source's working format
 
 
-def temp_path_for(final: Path) -> Path:
-    """A hidden temporary name beside ``final`` (same folder, so the rename is atomic) with the same extension,
-    so that FFmpeg picks the same container."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); the output should get the permissions any new file gets here.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
-
-
 class VideoWriter:
     def __init__(self, dst: str | BinaryIO, fmt: str | None, src: SourceInfo, width: int, height: int,
-                 pix_fmt: str, tags: ColourTags, options: EncodeOptions):
-        name = dst if isinstance(dst, str) else "<stdout>"
+                 pix_fmt: str, tags: ColourTags, options: EncodeOptions, display: str | None = None):
+        # Messages name the output the user asked for, not the hidden partial it is written to first.
+        name = display or (dst if isinstance(dst, str) else "<stdout>")
         try:
             self.container = av.open(dst, mode="w", format=fmt)
         except ValueError as e:

@@ -1,0 +1,132 @@
+"""File safety in one place: atomic writes, the one naming scheme for partial outputs, the cache root, and the
+output context manager that every writer of user-visible files goes through.
+
+A partial output is ``.{stem}.{random}.partial{suffix}`` beside its final name (same folder, so the rename is
+atomic; same suffix, so FFmpeg and OpenCV pick the same format). Its writer holds an exclusive ``flock`` on it for
+as long as it writes, so anyone can tell a live writer's partial from a dead one's: a partial whose lock can be
+taken belongs to a process that is gone (kill -9, power cut) and is swept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from vidsr.errors import UsageError
+
+PARTIAL = ".partial"
+
+
+def cache_root() -> Path:
+    """Built artefacts and training caches: ``$VIDSR_CACHE``, else ``~/.cache/vidsr``; never the repo."""
+    return Path(os.environ.get("VIDSR_CACHE") or Path.home() / ".cache" / "vidsr")
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it. With
+    ``durable`` the data and the rename are fsynced, so that they survive a power cut (journals, manifests)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(name, 0o666 & ~_umask())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a writer that wants a path (np.savez, say); renamed onto ``path``
+    when the block succeeds, removed otherwise."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:
+    atomic_write_bytes(path, text.encode(), durable)
+
+
+def atomic_write_json(path: Path, obj: Any, durable: bool = False) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n", durable)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def partial_glob(final: Path) -> str:
+    """The glob that matches every partial of ``final`` (in its folder)."""
+    return f".{final.stem}.*{PARTIAL}{final.suffix}"
+
+
+def sweep_partials(final: Path) -> list[Path]:
+    """Remove the partials of ``final`` whose writer is gone (their lock is free); returns what was removed."""
+    removed = []
+    for path in Path(final).parent.glob(partial_glob(Path(final))):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer holds it
+        finally:
+            os.close(fd)  # closing the descriptor releases a lock we took
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+@contextmanager
+def output_file(final: str | Path) -> Iterator[Path]:
+    """A locked partial beside ``final`` to write to; renamed onto ``final`` when the block succeeds, removed when
+    it fails or is interrupted. Stale partials of the same output, left by writers that died, are swept first."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        raise UsageError(f"{final.parent}: output folder does not exist")
+    sweep_partials(final)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{PARTIAL}{final.suffix}", dir=final.parent)
+    except PermissionError:
+        raise UsageError(f"{final.parent}: the output folder is not writable") from None
+    tmp = Path(name)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # mkstemp makes the file private (0600); the output should get the permissions any new file gets here.
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+        os.close(fd)
