@@ -1,9 +1,11 @@
 """Every bad input: one clear line on stderr, exit 1 or 2, no traceback, no output file."""
 
+import json
+
 import av
 import numpy as np
 import pytest
-from media import make_clip, probe
+from media import make_clip, probe, scene
 
 
 def audio_only(path):
@@ -27,11 +29,21 @@ def truncated(path):
     path.with_name("full.mkv").unlink()
 
 
+def truncated_mp4(path):
+    # An MP4 written without faststart keeps its index (moov) at the end: a recording cut off has none.
+    make_clip(path.with_name("full.mp4"), frames=75, w=96, h=64)
+    data = path.with_name("full.mp4").read_bytes()
+    assert data.find(b"moov") > len(data) // 2, "the index should come after the media data"
+    path.write_bytes(data[: len(data) // 2])
+    path.with_name("full.mp4").unlink()
+
+
 CASES = {
     "missing": (lambda p: None, "in.mkv", "no such file"),
     "zero-byte": (lambda p: p.write_bytes(b""), "in.mp4", "not a media file"),
     "garbage": (lambda p: p.write_bytes(np.random.default_rng(0).bytes(20000)), "in.mkv", "not a media file"),
     "truncated": (truncated, "in.mkv", "truncated"),
+    "truncated-mp4-index-at-end": (truncated_mp4, "in.mp4", "looks truncated"),
     "audio-only": (audio_only, "in.m4a", "no video stream"),
     "text-as-mp4": (lambda p: p.write_text("this is not a video\n" * 20), "in.mp4", "not a media file"),
     "odd-size-x3-into-4:2:0": (lambda p: make_clip(p, w=33, h=25, frames=3, codec="ffv1"), "in.mkv", "odd"),
@@ -84,3 +96,38 @@ def test_odd_sizes_work_where_the_output_is_even(vidsr, tmp_path):
     vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "out.mkv", check=0)
     b = probe(tmp_path / "out.mkv")
     assert (b["width"], b["height"], b["frames"]) == (66, 50, 3)
+
+
+def clip_with_hole(path, missing=range(10, 18), frames=30):
+    """An all-intra clip whose container lacks the packets of ``missing`` frames, as a damaged recording does."""
+    c = av.open(str(path), "w")
+    v = c.add_stream("libx264", rate=25)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    v.options = {"g": "1", "bf": "0"}
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(scene(i, 64, 48), format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        for packet in v.encode(frame):
+            if packet.pts not in missing:
+                c.mux(packet)
+    for packet in v.encode(None):
+        if packet.pts not in missing:
+            c.mux(packet)
+    c.close()
+    return path
+
+
+def test_a_hole_in_the_container_is_reported_and_strict_refuses_it(vidsr, tmp_path):
+    src = clip_with_hole(tmp_path / "hole.mkv")
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mkv", "-m", "vdsr", "--json", check=0)
+    summary = json.loads(p.stdout)
+    assert summary["frames"] == 22 and summary["frames_lost"] == 8
+    assert summary["holes"] == [{"after": 0.36, "before": 0.72, "frames": 8}]
+    p = vidsr("upscale", src, "-o", tmp_path / "quiet.mkv", "-m", "vdsr", check=0)
+    assert b"8 frame(s) missing between 0.36 s and 0.72 s" in p.stderr
+    strict = vidsr("upscale", src, "-o", tmp_path / "strict.mkv", "-m", "vdsr", "--strict", check=1)
+    assert b"--strict" in strict.stderr and len(strict.stderr.splitlines()) == 1
+    assert not (tmp_path / "strict.mkv").exists() and list(tmp_path.glob(".strict.*")) == []
+    vfr = make_clip(tmp_path / "vfr.mkv", pts=[0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480])
+    assert json.loads(vidsr("upscale", vfr, "-o", tmp_path / "v.mkv", "-m", "vdsr", "--json",
+                            check=0).stdout)["frames_lost"] == 0

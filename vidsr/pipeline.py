@@ -22,7 +22,7 @@ from vidsr.files import output_file
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
-from vidsr.video.reader import VideoReader
+from vidsr.video.reader import Hole, VideoReader
 from vidsr.video.writer import EncodeOptions, VideoWriter
 
 _END = object()
@@ -71,6 +71,11 @@ class Stats:
     seconds: float = 0.0
     clock: StageClock = field(default_factory=StageClock)
     deinterlaced: int = 0  # frames flagged interlaced that went through the deinterlacer
+    holes: list[Hole] = field(default_factory=list)  # frames a damaged input was missing
+
+    @property
+    def frames_lost(self) -> int:
+        return sum(h.frames for h in self.holes)
 
     @property
     def fps(self) -> float:
@@ -167,6 +172,7 @@ class UpscaleJob:
     compare: str | None = None  # side | split
     on_start: Callable[[Any], None] | None = None  # called with the SourceInfo once the input is open
     on_frame: Callable[[int], None] | None = None  # called with the running frame count
+    strict: bool = False  # frames missing from the input are an error, not a warning
 
 
 def upscale_video(job: UpscaleJob) -> Stats:
@@ -201,13 +207,23 @@ def upscale_video(job: UpscaleJob) -> Stats:
         if isinstance(job.dst, str):
             with output_file(job.dst) as tmp:
                 _stream(job, reader, sr, held, first, items, out_fmt, tags, stats, str(tmp))
+                _check_holes(job, reader, stats)  # before the rename: --strict keeps no damaged output
         else:
             _stream(job, reader, sr, held, first, items, out_fmt, tags, stats, job.dst)
+            _check_holes(job, reader, stats)
     finally:
         reader.close()
     stats.seconds = time.perf_counter() - t0
     stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
     return stats
+
+
+def _check_holes(job: UpscaleJob, reader: VideoReader, stats: Stats) -> None:
+    stats.holes = list(reader.holes.holes)
+    if job.strict and stats.holes:
+        first = stats.holes[0]
+        raise VidsrError(f"{reader.name}: {stats.frames_lost} frame(s) missing (first between {first.after:.2f} s "
+                         f"and {first.before:.2f} s); --strict refuses a damaged input")
 
 
 def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[Any], first: av.VideoFrame,

@@ -69,6 +69,9 @@ def processing_options(fn):
         click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="off", show_default=True,
                      is_flag=False, flag_value="auto",
                      help="Alone or auto: bwdif on frames flagged interlaced; yadif/bwdif: on every frame."),
+        click.option("--strict", is_flag=True,
+                     help="Frames missing from a damaged input (a hole in the container) are an error, and no "
+                          "output is kept; by default each hole is reported and the run goes on."),
         click.option("--compare", type=click.Choice(COMPARE_MODES), default=None,
                      help="Write a QA view instead: bicubic | model side by side, or split at the middle."),
     ]):

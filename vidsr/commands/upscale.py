@@ -111,7 +111,8 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
             tile: int, degradation: str, ensemble: bool, batch: int, codec: str | None, crf: int, preset: str,
             pix_fmt: str | None,
             fmt: str | None, start: str | None, duration: str | None, no_audio: bool, no_subtitles: bool,
-            deinterlace: str, compare: str | None, input_format: str | None, overwrite: bool, quiet: bool,
+            deinterlace: str, strict: bool, compare: str | None, input_format: str | None, overwrite: bool,
+            quiet: bool,
             as_json: bool) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
 
@@ -174,14 +175,21 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
         progress = Progress(not quiet, f"{engine.id} x{s} {upscaler.runtime.name}/{upscaler.runtime.precision}")
         job = UpscaleJob(src, dst, upscaler, in_fmt, muxer, EncodeOptions(codec, crf, preset, pix_fmt), batch,
                          start_s, duration_s, not no_audio, not no_subtitles, deinterlace, compare, progress.start,
-                         progress.frame)
+                         progress.frame, strict)
         try:
             stats = upscale_video(job)
         finally:
             progress.stop()
         summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
                     "stage_seconds": stats.clock.rounded(), "deinterlace": deinterlace,
-                    "deinterlaced_frames": stats.deinterlaced, "compare": compare}
+                    "deinterlaced_frames": stats.deinterlaced, "compare": compare,
+                    "frames_lost": stats.frames_lost,
+                    "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
+                              for h in stats.holes]}
+        if not quiet:
+            for h in stats.holes:
+                click.echo(f"vidsr: warning: {input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
+                           f"{h.before:.2f} s (a hole in the file); --strict makes this an error", err=True)
         if output == "-":
             sys.stdout.buffer.flush()
     if as_json:

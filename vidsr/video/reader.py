@@ -3,6 +3,7 @@ so that the writer can copy them bit for bit."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -33,6 +34,43 @@ class SourceInfo:
     stream: av.video.stream.VideoStream | None = None
 
 
+@dataclass(frozen=True)
+class Hole:
+    """Frames missing from a constant-rate stream: ``frames`` of them between ``after`` and ``before`` seconds."""
+
+    after: float
+    before: float
+    frames: int
+
+
+@dataclass
+class HoleFinder:
+    """Finds frames a damaged container dropped, from the timestamps alone: once ``STEADY`` intervals in a row were
+    the same, a gap of two or more of them is a hole. Variable-rate streams never settle, so they are never
+    judged (their gaps are the stream's own timing)."""
+
+    STEADY = 5
+    interval: float | None = None
+    steady: int = 0
+    last: float | None = None
+    holes: list[Hole] = field(default_factory=list)
+
+    def see(self, t: float) -> None:
+        if self.last is not None:
+            gap = t - self.last
+            if self.steady >= self.STEADY and self.interval and gap > 1.5 * self.interval:
+                self.holes.append(Hole(self.last, t, int(round(gap / self.interval)) - 1))
+            elif self.interval is not None and abs(gap - self.interval) <= 0.1 * self.interval:
+                self.steady += 1
+            elif self.steady < self.STEADY:
+                self.interval, self.steady = gap, 1
+        self.last = t
+
+    @property
+    def lost(self) -> int:
+        return sum(h.frames for h in self.holes)
+
+
 def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.InputContainer:
     """Open a file path or a binary stream; PyAV and FFmpeg errors become one clear sentence."""
     name = src if isinstance(src, str) else "<stdin>"
@@ -45,11 +83,40 @@ def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.Inpu
     except PermissionError:
         raise UsageError(f"{name}: permission denied") from None
     except av.error.InvalidDataError:
+        if isinstance(src, str) and _mp4_without_index(src):
+            raise VidsrError(f"{name}: looks truncated: an MP4/MOV file whose index (moov box) is missing, as when "
+                             "a recording is cut off before it is finalised") from None
         raise VidsrError(f"{name}: not a media file FFmpeg can read (invalid data)") from None
     except av.error.EOFError:
         raise VidsrError(f"{name}: empty or truncated before any stream header") from None
     except (av.error.FFmpegError, ValueError) as e:
         raise VidsrError(f"{name}: cannot open: {e}") from None
+
+
+def _mp4_without_index(path: str) -> bool:
+    """An ISO-BMFF file (it starts with an ftyp box) whose top-level boxes hold no moov: cut off before the
+    index a non-faststart MP4 writes at its end."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[4:8] != b"ftyp":
+                return False
+            f.seek(0)
+            size_total, offset = os.fstat(f.fileno()).st_size, 0
+            while offset + 8 <= size_total:
+                f.seek(offset)
+                box = f.read(16)
+                size, kind = int.from_bytes(box[:4], "big"), box[4:8]
+                if kind == b"moov":
+                    return False
+                if size == 1 and len(box) == 16:
+                    size = int.from_bytes(box[8:16], "big")
+                if size < 8:
+                    break
+                offset += size
+            return True
+    except OSError:
+        return False
 
 
 def video_duration(stream: av.video.stream.VideoStream) -> float | None:
@@ -91,6 +158,7 @@ class VideoReader:
         kinds = (("audio",) if copy_audio else ()) + (("subtitle",) if copy_subtitles else ())
         self.copied = [s for s in self.container.streams if s.type in kinds]
         self.start, self.duration = start, duration
+        self.holes = HoleFinder()
         self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
         if not cc.width or not cc.height:
             raise VidsrError(f"{self.name}: video stream has no frame size (corrupt header?)")
@@ -154,6 +222,7 @@ class VideoReader:
                 if end is not None and t >= end - 1e-6:
                     return
                 last_t = t
+                self.holes.see(t)
                 frame.pts -= voff
                 frame.time_base = vtb
                 index += 1
