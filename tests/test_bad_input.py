@@ -1,6 +1,7 @@
 """Every bad input: one clear line on stderr, exit 1 or 2, no traceback, no output file."""
 
 import json
+import os
 
 import av
 import numpy as np
@@ -76,6 +77,13 @@ def test_bad_input(vidsr, tmp_path, case):
     (["--model", "srcnn", "--scale", "4"], "no x4 engine"),
     (["--codec", "nosuchcodec"], "unknown encoder"),
     (["--start", "abc"], "bad time"),
+    (["--crf", "60"], "outside libx264's range 0-51"),
+    (["--crf", "55", "--codec", "libx265"], "outside libx265's range 0-51"),
+    (["--preset", "superfast2"], "is not one of libx264's: ultrafast, superfast"),
+    (["--pix-fmt", "nonsense"], "unknown pixel format 'nonsense'; common ones: yuv420p"),
+    (["--format", "mkvv"], "did you mean mkv"),
+    (["--codec", "h265"], "--codec libx265"),
+    (["--start", "100"], "--start 100 s is past the end"),
 ])
 def test_bad_options_are_usage_errors(vidsr, tmp_path, args, expect):
     make_clip(tmp_path / "in.mkv", frames=2)
@@ -131,3 +139,51 @@ def test_a_hole_in_the_container_is_reported_and_strict_refuses_it(vidsr, tmp_pa
     vfr = make_clip(tmp_path / "vfr.mkv", pts=[0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480])
     assert json.loads(vidsr("upscale", vfr, "-o", tmp_path / "v.mkv", "-m", "vdsr", "--json",
                             check=0).stdout)["frames_lost"] == 0
+
+
+def test_output_names_that_cannot_work_are_refused_first_time(vidsr, tmp_path):
+    make_clip(tmp_path / "in.mkv", frames=2)
+    (tmp_path / "folder").mkdir()
+    p = vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "folder", check=2)
+    assert b"is a directory; -o takes a file name" in p.stderr  # not 'exists; add -y' first
+    p = vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "x.png", check=2)
+    assert b"an image name for a video input" in p.stderr and b"partial" not in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["folder", "in.mkv"]
+
+
+def test_a_read_only_folder_is_a_usage_error_naming_the_folder(vidsr, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    make_clip(tmp_path / "in.mkv", frames=2)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        p = vidsr("upscale", tmp_path / "in.mkv", "-o", locked / "out.mkv", check=2)
+    finally:
+        locked.chmod(0o755)
+    assert f"{locked}: the output folder is not writable".encode() in p.stderr and b"partial" not in p.stderr
+
+
+def test_tiny_tiles_warn_and_help_says_the_unit(vidsr, tmp_path):
+    make_clip(tmp_path / "in.mkv", frames=2)
+    p = vidsr("upscale", tmp_path / "in.mkv", "-o", tmp_path / "out.mkv", "-m", "vdsr", "--tile", "16", check=0)
+    assert b"warning: --tile 16 is tiny" in p.stderr
+    assert b"network's input" in vidsr("upscale", "--help", check=0).stdout
+
+
+def test_debug_works_after_the_subcommand_and_help_is_not_an_error(vidsr, tmp_path):
+    (tmp_path / "in.mp4").write_text("not a video")
+    p = vidsr("upscale", tmp_path / "in.mp4", "-o", tmp_path / "out.mkv", "--debug")
+    assert p.returncode == 1 and b"Traceback" in p.stderr
+    for args in ([], ["engine"]):
+        p = vidsr(*args, check=0)
+        assert b"Usage:" in p.stdout and p.stderr == b""
+
+
+def test_ffmpeg_messages_show_with_debug_only(vidsr, tmp_path):
+    (tmp_path / "in.mp4").write_bytes(b"")
+    quiet = vidsr("upscale", tmp_path / "in.mp4", "-o", tmp_path / "out.mkv", check=1)
+    assert b"ffmpeg:" not in quiet.stderr
+    loud = vidsr("--debug", "upscale", tmp_path / "in.mp4", "-o", tmp_path / "out.mkv", check=1)
+    assert b"vidsr: ffmpeg: " in loud.stderr

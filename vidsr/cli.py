@@ -30,6 +30,7 @@ from vidsr.commands.models import models  # noqa: E402
 from vidsr.commands.train import train  # noqa: E402
 from vidsr.commands.upscale import upscale  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
+from vidsr.logs import route_ffmpeg_log  # noqa: E402
 
 _STATE = {"debug": False, "signal": 0}
 
@@ -44,9 +45,19 @@ def _one_line(msg: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the click group and maps every failure to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere before a "--" (after the subcommand too), since that is where people add it.
+    head = args[: args.index("--")] if "--" in args else args
+    if "--debug" in head:
+        args.remove("--debug")
+        _STATE["debug"] = True
     try:
-        rv = cli.main(args=argv, prog_name="vidsr", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="vidsr", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+    except click.exceptions.NoArgsIsHelpError as e:
+        # 'vidsr' or 'vidsr engine' alone asks for help: print it as help (stdout, exit 0), not as an error.
+        click.echo(e.ctx.get_help() if e.ctx else cli.get_help(click.Context(cli)))
+        code = 0
     except click.exceptions.Exit as e:
         code = e.exit_code
     except click.UsageError as e:
@@ -109,8 +120,9 @@ def cli(debug: bool) -> None:
       vidsr eval --model edsr --scale 2 ../shared/data/test/Set5
       vidsr models
     """
-    _STATE["debug"] = debug
+    _STATE["debug"] = _STATE["debug"] or debug
     signal.signal(signal.SIGTERM, _terminate)
+    route_ffmpeg_log(_STATE["debug"])
 
 
 for _command in (upscale, eval_command, train, models, engine_group, bench, batch):

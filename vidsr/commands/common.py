@@ -32,7 +32,9 @@ def model_options(fn):
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32."),
         click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Tile side in pixels of the network's input (0: whole frames). Bounds memory."),
+                     help="Tile side in pixels of the network's input (the output size for VDSR/SRCNN, the input "
+                          "size for EDSR/MDSR; 0: whole frames, tiled by itself when memory demands). Bounds "
+                          "memory; below 64 it gets very slow."),
         click.option("--degradation", type=click.Choice(("auto", *DEGRADATIONS)), default="auto",
                      show_default=True,
                      help="Which engines: clean (sharp, lossless sources) or real (trained on noisy, compressed "

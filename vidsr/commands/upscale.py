@@ -12,7 +12,9 @@ import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_options, processing_options
 from vidsr.errors import UsageError
+from vidsr.logs import quiet_ffmpeg
 from vidsr.video.formats import container, default_codec, holds_side_streams
+from vidsr.video.options import check_encode
 from vidsr.video.writer import EncodeOptions
 
 
@@ -49,6 +51,25 @@ def assess_input(input_path: str, degradation: str):
         return None  # the pipeline reports an unreadable input with its own clear message
 
 
+MIN_SENSIBLE_TILE = 64  # below this, tile overlap and per-call overhead dominate: 8 ran 50x slower
+
+
+def check_output(input_path: str, output: str, codec: str, crf: int, preset: str, pix_fmt: str | None,
+                 muxer: str | None, tile: int, quiet: bool) -> None:
+    """Options that would only fail mid-run, with FFmpeg's words, refused up front with ours."""
+    from vidsr.image import is_image
+
+    if input_path != "-" and not is_image(input_path) and output != "-" and is_image(output):
+        raise UsageError(f"{output}: an image name for a video input; give a video name (.mkv, .mp4) or use "
+                         "--compare/--duration on a video output")
+    if not (input_path != "-" and is_image(input_path)):
+        check_encode(codec, crf, preset, pix_fmt, muxer)
+    if 0 < tile < MIN_SENSIBLE_TILE and not quiet:
+        click.echo(f"vidsr: warning: --tile {tile} is tiny (pixels of the network's input); each tile pays for "
+                   f"its overlap and a call, so this runs many times slower than --tile {MIN_SENSIBLE_TILE} or more",
+                   err=True)
+
+
 def check_paths(src: str, dst: str, overwrite: bool) -> None:
     if src != "-" and not Path(src).exists():
         raise UsageError(f"{src}: no such file")
@@ -57,12 +78,12 @@ def check_paths(src: str, dst: str, overwrite: bool) -> None:
     if dst == "-":
         return
     out = Path(dst)
+    if out.is_dir():
+        raise UsageError(f"{dst} is a directory; -o takes a file name, such as {out / 'out.mkv'}")
     if src != "-" and (out.resolve() == Path(src).resolve() or (out.exists() and out.samefile(src))):
         raise UsageError("the output would overwrite the input; choose another -o")
     if out.exists() and not overwrite:
         raise UsageError(f"{dst} exists; add -y to overwrite it")
-    if out.exists() and out.is_dir():
-        raise UsageError(f"{dst} is a directory")
     if not out.parent.is_dir():
         raise UsageError(f"{out.parent}: output folder does not exist")
 
@@ -133,6 +154,8 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
     from vidsr.pipeline import UpscaleJob, upscale_video
 
     s = int(scale)
+    if quiet:
+        quiet_ffmpeg()
     check_paths(input_path, output, overwrite)
     if output == "-" and not fmt:
         raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
@@ -140,6 +163,7 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
         raise UsageError(f"{output}: no file extension to tell the container; add one or give --format")
     muxer = container(fmt, output)
     codec = codec or default_codec(muxer)
+    check_output(input_path, output, codec, crf, preset, pix_fmt, muxer, tile, quiet)
     if not holds_side_streams(muxer) and not (no_audio and no_subtitles):
         no_audio = no_subtitles = True  # y4m holds one raw video stream; audio and subtitles cannot go with it
         if not quiet:

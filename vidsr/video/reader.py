@@ -229,6 +229,10 @@ class VideoReader:
                 yield frame
         except av.error.InvalidDataError as e:
             raise VidsrError(f"{self.name}: corrupt or truncated data after {index} frames ({e})") from None
+        if index == 0 and self.start:
+            length = self.declared_end or self.container_end
+            raise UsageError(f"--start {self.start:g} s is past the end of {self.name}"
+                             + (f" ({length:.2f} s long)" if length else ""))
         if index == 0:
             raise VidsrError(f"{self.name}: no video frame could be decoded (corrupt or truncated file?)")
         self._check_complete(last_t, index, rate, end)
