@@ -165,7 +165,7 @@ def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
 
     state = run(load_recipe(path), data, tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert state["step"] == 6 and manifest["degradation"]["kind"] == "real"
+    assert state.step == 6 and manifest["degradation"]["kind"] == "real"
     assert manifest["eval_degraded"]["kernel=area,h264:crf=30"]["val"]["2"]["bicubic_psnr"] > 0
     bad = tmp_path / "bad.toml"
     bad.write_text(path.read_text().replace("variants = 1", "variants = 1\nwobble = 2"))

@@ -58,12 +58,12 @@ def test_chunks_resume_to_the_same_weights(tmp_path, data):
     run(r, data, tmp_path / "chunks", max_steps=2)
     run(r, data, tmp_path / "chunks", resume=True, max_steps=3)
     state = run(r, data, tmp_path / "chunks", resume=True)
-    assert whole["step"] == state["step"] == 6
+    assert whole.step == state.step == 6
     a, b = load_file(str(tmp_path / "whole/model.safetensors")), load_file(str(tmp_path / "chunks/model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
-    assert [p["step"] for p in state["curve"]] == [3, 6]
+    assert [p["step"] for p in state.curve] == [3, 6]
 
 
 def test_a_fixed_seed_repeats_and_another_seed_differs(tmp_path, data):
@@ -109,7 +109,7 @@ def test_resume_without_moments_is_recorded(tmp_path, data):
     run(r, data, tmp_path / "e", max_steps=2)
     (tmp_path / "e/optimizer.safetensors").unlink()
     state = run(r, data, tmp_path / "e", resume=True, max_steps=1)
-    assert state["moments_reset_at"] == [2]
+    assert state.moments_reset_at == [2]
 
 
 def test_a_resume_on_a_machine_of_another_precision_is_recorded(tmp_path, data, monkeypatch):
@@ -120,7 +120,7 @@ def test_a_resume_on_a_machine_of_another_precision_is_recorded(tmp_path, data, 
     state = run(r, data, tmp_path / "e", resume=True, max_steps=2)
     run(r, data, tmp_path / "e", resume=True, max_steps=1)  # same precision again: no new segment
     want = [{"from_step": 0, "precision": "fp32"}, {"from_step": 2, "precision": "bf16 autocast"}]
-    assert state["precision_segments"] == want
+    assert state.precision_segments == want
     m = json.loads((tmp_path / "e/manifest.json").read_text())["training"]
     assert m["precision_segments"] == want
     assert m["precision"] == "fp32 from step 0; bf16 autocast from step 2"
@@ -137,7 +137,7 @@ def test_a_run_from_before_precision_segments_keeps_its_precision(tmp_path, data
     state_path.write_text(json.dumps(legacy))
     monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: True)
     state = run(r, data, tmp_path / "e", resume=True, max_steps=2)
-    assert state["precision_segments"] == [{"from_step": 0, "precision": "fp32"},
+    assert state.precision_segments == [{"from_step": 0, "precision": "fp32"},
                                            {"from_step": 2, "precision": "bf16 autocast"}]
 
 
@@ -145,10 +145,10 @@ def test_a_restarted_run_keeps_the_replaced_runs_cost_on_record(tmp_path, data):
     r = recipe(tmp_path)
     first = run(r, data, tmp_path / "run", max_steps=2)
     state = run(r, data, tmp_path / "run", max_steps=3)  # resume=False on a run: what --restart does
-    assert state["step"] == 3
-    assert [d["steps"] for d in state["discarded_runs"]] == [2]
+    assert state.step == 3
+    assert [d["steps"] for d in state.discarded_runs] == [2]
     m = json.loads((tmp_path / "run/manifest.json").read_text())["training"]
-    assert m["discarded_runs"][0]["cpu_hours"] == round(first["cpu_seconds"] / 3600, 3)
+    assert m["discarded_runs"][0]["cpu_hours"] == round(first.cpu_seconds / 3600, 3)
     assert m["cpu_hours_with_discarded"] >= m["cpu_hours"]
 
 
@@ -158,11 +158,11 @@ def test_a_changed_recipe_is_recorded_with_its_step(tmp_path, data):
     old = r.sha256
     r2 = recipe(tmp_path, lr=5e-4)  # the same id, a refitted schedule
     state = run(r2, data, tmp_path / "e", resume=True, max_steps=1)
-    assert state["recipe_changes"] == [{"step": 2, "from": old, "to": r2.sha256}]
+    assert state.recipe_changes == [{"step": 2, "from": old, "to": r2.sha256}]
     m = json.loads((tmp_path / "e/manifest.json").read_text())
-    assert m["training"]["recipe_changes"] == state["recipe_changes"] and m["recipe_sha256"] == r2.sha256
+    assert m["training"]["recipe_changes"] == state.recipe_changes and m["recipe_sha256"] == r2.sha256
     run(r2, data, tmp_path / "e", resume=True, max_steps=1)  # unchanged since: nothing new recorded
-    assert json.loads((tmp_path / "e/train_state.json").read_text())["recipe_changes"] == state["recipe_changes"]
+    assert json.loads((tmp_path / "e/train_state.json").read_text())["recipe_changes"] == state.recipe_changes
 
 
 def test_mdsrwarm_started_from_edsrs_starts_where_they_are(tmp_path, data, monkeypatch):
@@ -178,7 +178,7 @@ def test_mdsrwarm_started_from_edsrs_starts_where_they_are(tmp_path, data, monke
             for e in ("e2", "e3")}
     r = recipe(tmp_path, preset="mdsr", scales="[2, 3]", config=cfg, rid="m")
     r.init_from = ("e2", "e3")
-    assert run(r, data, tmp_path / "engines/m", max_steps=1)["init_from"] == shas
+    assert run(r, data, tmp_path / "engines/m", max_steps=1).init_from == shas
     mdsr = architecture("mdsr").build({"blocks": 1, "features": 8}, (2, 3))
     assert warm_start(mdsr, ("e2", "e3"), lambda s: None) == shas
     x = torch.rand(1, 3, 12, 12)
@@ -276,7 +276,7 @@ def test_cuda_training_checkpoints_cpu_weights_that_resume(tmp_path, data):
     r = recipe(tmp_path)
     run(r, data, tmp_path / "gpu", device="cuda", max_steps=3)
     state = run(r, data, tmp_path / "gpu", device="cuda", resume=True)
-    assert state["step"] == 6 and [p["step"] for p in state["curve"]] == [3, 6]
+    assert state.step == 6 and [p["step"] for p in state.curve] == [3, 6]
     w = load_file(str(tmp_path / "gpu/model.safetensors"))
     run(r, data, tmp_path / "cpu")
     c = load_file(str(tmp_path / "cpu/model.safetensors"))

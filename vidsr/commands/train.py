@@ -65,9 +65,9 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
         state = run_training(r, data_root, out, resume, max_minutes, max_steps,
                              lambda line: click.echo(line, err=True), threads=threads, should_stop=lambda: bool(stop),
                              device=device)
-    emit_json({"id": r.id, "step": state["step"], "cpu_hours": round(state["cpu_seconds"] / 3600, 3)})
-    if state.get("stopped"):
-        raise Stopped(f"stopped at step {state['step']}: checkpoint written, the manifest was not; continue with "
+    emit_json({"id": r.id, "step": state.step, "cpu_hours": round(state.cpu_hours, 3)})
+    if state.stopped:
+        raise Stopped(f"stopped at step {state.step}: checkpoint written, the manifest was not; continue with "
                       "--resume", 128 + stop[0])
 
 
