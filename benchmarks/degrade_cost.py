@@ -18,7 +18,8 @@ import numpy as np
 
 from vidsr.degradation.apply import degrade, even_crop
 from vidsr.models.registry import architecture
-from vidsr.train.data import image_files, load_degraded_pairs, read_rgb, sample_batch
+from vidsr.quality.images import image_files, read_rgb
+from vidsr.train.data import load_degraded_pairs, sample_batch
 from vidsr.train.recipe import load_recipe
 
 

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from vidsr.quality.evaluate import luma
+from vidsr.quality.images import image_files, read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import modcrop, psnr, rgb_to_y, shave
-from vidsr.train.data import image_files, read_rgb
 
 
 def main() -> None:

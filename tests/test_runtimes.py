@@ -11,6 +11,7 @@ import torch
 
 from vidsr.errors import UsageError
 from vidsr.models.engine import find_engine
+from vidsr.models.registry import ARCHITECTURES
 from vidsr.runtime import cache
 from vidsr.runtime.onnx_rt import onnx_facts, onnx_for
 from vidsr.runtime.select import make_runtime, resolve
@@ -56,8 +57,8 @@ def test_onnx_on_cuda_and_onnx_in_bf16_are_usage_errors(engines):
 
 
 def test_profile_is_in_network_input_space():
-    assert profile_for(3, "LR", 2, (1920, 1080), 2) == Profile(3, (1080, 1920), 2)
-    assert profile_for(1, "HR", 3, (640, 360), 1) == Profile(1, (1080, 1920), 1)
+    assert profile_for(ARCHITECTURES["edsr"], 2, (1920, 1080), 2) == Profile(3, (1080, 1920), 2)
+    assert profile_for(ARCHITECTURES["vdsr"], 3, (640, 360), 1) == Profile(1, (1080, 1920), 1)
     lo, opt, hi = Profile(3, (1080, 1920), 4).shapes()
     assert lo == (1, 3, 1, 1) and opt == hi == (4, 3, 1080, 1920)
 
@@ -142,7 +143,7 @@ def test_tensorrt_plan_matches_torch_and_is_cached(engines, cache_dir, precision
 
     engine = find_engine("edsr", 2, engines)
     onnx_path, _ = onnx_for(engine, 2)
-    profile = profile_for(3, "LR", 2, (64, 48), 2)
+    profile = profile_for(ARCHITECTURES["edsr"], 2, (64, 48), 2)
     plan, built = plan_for(onnx_path, onnx_facts(engine, 2), profile, precision)
     assert built and (cache_dir / "tensorrt" / "timing.cache").is_file()
     assert plan_for(onnx_path, onnx_facts(engine, 2), profile, precision) == (plan, False)
@@ -162,7 +163,7 @@ def test_tensorrt_stale_plan_is_rebuilt(engines, cache_dir):
 
     engine = find_engine("vdsr", 2, engines)
     onnx_path, _ = onnx_for(engine, 2)
-    profile = profile_for(1, "HR", 2, (32, 32), 1)
+    profile = profile_for(ARCHITECTURES["srcnn"], 2, (32, 32), 1)
     plan, _ = plan_for(onnx_path, onnx_facts(engine, 2), profile, "fp16")
     plan.write_bytes(b"not a plan")
     again, built = plan_for(onnx_path, onnx_facts(engine, 2), profile, "fp16")

@@ -192,7 +192,7 @@ def test_mdsrwarm_started_from_edsrs_starts_where_they_are(tmp_path, data, monke
 
 
 def test_patches_are_paired_and_multi_scale(tmp_path, data):
-    from vidsr.train.data import image_files
+    from vidsr.quality.images import image_files
 
     files = image_files([data / "train/pics"])
     pairs = [load_pairs(files, s, "RGB", tmp_path / "cache") for s in (2, 3, 4)]

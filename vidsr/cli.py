@@ -122,7 +122,7 @@ def cli(debug: bool) -> None:
     """
     _STATE["debug"] = _STATE["debug"] or debug
     signal.signal(signal.SIGTERM, _terminate)
-    route_ffmpeg_log(_STATE["debug"])
+    route_ffmpeg_log(bool(_STATE["debug"]))
 
 
 for _command in (upscale, eval_command, train, models, engine_group, bench, batch):

@@ -29,6 +29,11 @@ from vidsr.video.colour import (
 )
 from vidsr.video.compare import bicubic_planes, compose
 
+# Output frames larger than 4K go through prepare, infer and finish tile by tile (see FrameUpscaler._large).
+LARGE_OUTPUT = 3840 * 2160
+LARGE_TILE = 480  # LR pixels a side, even (4:2:0 tiles must start on even output rows and columns)
+LARGE_OVERLAP = 16  # LR pixels of context each side, cut away: as the upscaler's own tiles
+
 
 def bits_of(fmt: str) -> int:
     return PLANAR[fmt][2] if fmt in PLANAR else av.VideoFormat(fmt).components[0].bits
@@ -79,6 +84,8 @@ class FrameUpscaler:
         return self._network_input([self._planes(f) for f in frames])
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        if self.out_w * self.out_h > LARGE_OUTPUT and not self.compare:
+            return [self._large(f) for f in frames]
         with self.clock("prepare"):
             planes = [self._planes(f) for f in frames]
             x = self._network_input(planes)
@@ -87,6 +94,69 @@ class FrameUpscaler:
         with self.clock("finish"):
             ys, chroma = self._luma_back(sr, planes) if self.colour == "Y" else self._rgb_back(sr)
             return self._frames(frames, ys, chroma)
+
+    def _large(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """One frame whose output is larger than 4K, prepared, inferred and finished tile by tile into integer
+        output planes, so that no float copy of the whole output frame ever exists (4K -> 8K held 3-7 GB)."""
+        with self.clock("prepare"):
+            planes = self._planes(frame)
+            if self.colour == "RGB":  # chroma at luma resolution, still in integer code values
+                planes = [planes[0]] + [resize_plane(c, self.width, self.height) for c in planes[1:]]
+        dtype = np.uint8 if self.out_bits == 8 else np.uint16
+        cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
+        out_y = np.empty((self.out_h, self.out_w), dtype)
+        if self.colour == "Y":
+            with self.clock("finish"):
+                out_u, out_v = (self._rescale_bits(resize_plane(c, cw, ch)) for c in planes[1:])
+        else:
+            out_u, out_v = np.empty((ch, cw), dtype), np.empty((ch, cw), dtype)
+        s, o = self.scale, LARGE_OVERLAP
+        for top in range(0, self.height, LARGE_TILE):
+            for left in range(0, self.width, LARGE_TILE):
+                bottom, right = min(top + LARGE_TILE, self.height), min(left + LARGE_TILE, self.width)
+                y0, x0 = max(top - o, 0), max(left - o, 0)
+                y1, x1 = min(bottom + o, self.height), min(right + o, self.width)
+                with self.clock("prepare"):
+                    x = self._crop_input(planes, y0, y1, x0, x1)
+                with self.clock("infer"):
+                    sr = self.upscaler(x)[..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]
+                with self.clock("finish"):
+                    self._place(sr, out_y, out_u, out_v, top * s, left * s)
+        with self.clock("finish"):
+            out = frame_from_planes([out_y, out_u, out_v], self.plane_fmt)
+            if self.plane_fmt != self.out_fmt:
+                out = out.reformat(format=self.out_fmt)
+            out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    def _crop_input(self, planes: list[np.ndarray], y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        y = torch.from_numpy(planes[0][y0:y1, x0:x1].astype(np.float32))[None]
+        if self.colour == "Y":
+            return y[:, None] / luma_scale(self.in_bits)
+        u = torch.from_numpy(planes[1][y0:y1, x0:x1].astype(np.float32))[None]
+        v = torch.from_numpy(planes[2][y0:y1, x0:x1].astype(np.float32))[None]
+        return yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
+
+    def _place(self, sr: torch.Tensor, out_y: np.ndarray, out_u: np.ndarray, out_v: np.ndarray, top: int,
+               left: int) -> None:
+        """Write one output tile (at output pixel top, left; both even) into the output planes."""
+        h, w = sr.shape[-2:]
+        if self.colour == "Y":
+            out_y[top:top + h, left:left + w] = to_code(sr[0, 0] * luma_scale(self.out_bits), self.out_bits)
+            return
+        y2, u2, v2 = rgb_to_yuv(sr, self.matrix, self.range, self.out_bits)
+        out_y[top:top + h, left:left + w] = to_code(y2[0], self.out_bits)
+        sx, sy = self._subsampling()
+        cy, cx = top >> sy, left >> sx
+        ch, cw = min(out_u.shape[0] - cy, -(-h >> sy)), min(out_u.shape[1] - cx, -(-w >> sx))
+        for src, dst in ((u2[0], out_u), (v2[0], out_v)):
+            small = cv2.resize(src.numpy(), (cw, ch), interpolation=cv2.INTER_AREA)
+            dst[cy:cy + ch, cx:cx + cw] = to_code(torch.from_numpy(small), self.out_bits)
+
+    def _subsampling(self) -> tuple[int, int]:
+        """(x, y) chroma subsampling shifts of the output layout: (1, 1) for 4:2:0, (1, 0) 4:2:2, (0, 0) 4:4:4."""
+        cw, ch = chroma_size(self.plane_fmt, 4, 4)
+        return (4 // cw).bit_length() - 1, (4 // ch).bit_length() - 1
 
     def _network_input(self, planes: list[list[np.ndarray]]) -> torch.Tensor:
         y = torch.from_numpy(np.stack([p[0] for p in planes]).astype(np.float32))

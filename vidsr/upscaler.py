@@ -27,6 +27,11 @@ class Runtime(Protocol):
     def run(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+LIVE_MAPS = 3  # feature maps eager torch holds at once in a residual network: input, output, skip
+MIN_AUTO_TILE = 64  # smaller tiles spend more on their overlap than they save
+TILE_MULTIPLE = 8  # tile sides on a multiple of 8, which oneDNN's blocked conv kernels prefer
+
+
 @functools.lru_cache(maxsize=16)
 def _matrix(n: int, scale: int, dtype: torch.dtype, device: str) -> torch.Tensor:
     return torch.tensor(resize_matrix(n, n * scale, float(scale)), dtype=dtype, device=device)
@@ -61,11 +66,11 @@ class Upscaler:
         Eager torch holds about three feature maps of the widest layer at once (input, output, residual), in
         fp32: VDSR at 1080p output needs about 1.6 GB, EDSR-full at 4K output far more than a small machine has.
         """
-        need = 3 * 4 * self.features * n * h * w
-        if need <= self.memory_budget:
+        per_pixel = LIVE_MAPS * 4 * self.features * n  # fp32 bytes of the live feature maps at one pixel
+        if per_pixel * h * w <= self.memory_budget:
             return 0
-        side = int((self.memory_budget / (3 * 4 * self.features * n)) ** 0.5)
-        return max(64, side - side % 8)
+        side = int((self.memory_budget / per_pixel) ** 0.5)
+        return max(MIN_AUTO_TILE, side - side % TILE_MULTIPLE)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +86,7 @@ class Upscaler:
         return acc.div_(8)
 
     def _once(self, x: torch.Tensor) -> torch.Tensor:
-        if self.arch.input_space == "HR":
+        if self.arch.input_space == "HR":  # the descriptor's network_size: HR-space models see it upscaled
             x = bicubic_up(x, self.scale)
             out_scale = 1
         else:

@@ -43,6 +43,9 @@ class Journal:
                                  if options.get(k) != data.get("options", {}).get(k))
                 raise UsageError(f"{path} was written with other options ({', '.join(changed)}); resume with "
                                  "the same options, or choose another -o")
+            if data.get("version", VERSION) > VERSION:
+                raise UsageError(f"{path} was written by a newer vidsr (journal version {data['version']}); "
+                                 "upgrade vidsr to resume it")
             files = data["files"]
         else:
             files = {}

@@ -87,8 +87,7 @@ def build_upscaler(model: str, scale: int, device: str = "auto", precision: str 
     engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation)
     rt, max_input = make_runtime(engine, scale, runtime, device, precision, batch=batch,
                                  log=lambda line: click.echo(f"vidsr: {line}", err=True))
-    features = int(engine.manifest.get("config", {}).get("features", 64))
-    return Upscaler(engine.arch, scale, rt, tile=tile, features=features, ensemble=ensemble,
+    return Upscaler(engine.arch, scale, rt, tile=tile, features=engine.features, ensemble=ensemble,
                     max_input=max_input), engine
 
 

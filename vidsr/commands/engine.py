@@ -61,7 +61,7 @@ def build(model: str, scale: str, runtime: str, precision: str, max_size: str, b
         from vidsr.runtime.tensorrt_rt import plan_for, profile_for
 
         prec = "fp16" if precision == "auto" else precision
-        profile = profile_for(engine.arch.channels, engine.arch.input_space, s, size, batch)
+        profile = profile_for(engine.arch, s, size, batch)
         plan, built = plan_for(onnx_path, onnx_facts(engine, s), profile, prec,
                                lambda line: click.echo(f"vidsr: {line}", err=True))
         result |= {"plan": str(plan), "built": built, "precision": prec, "profile": profile.facts()}

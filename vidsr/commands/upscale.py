@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_options, processing_options
 from vidsr.errors import UsageError
+from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
 from vidsr.video.formats import container, default_codec, holds_side_streams
 from vidsr.video.options import check_encode
@@ -38,7 +41,6 @@ def assess_input(input_path: str, degradation: str):
     """--degradation auto on a file: measure it (codec, bits per pixel, noise) and say which engines suit it.
     A pipe cannot be probed ahead of the pipeline, so it gets the clean engines unless told otherwise."""
     from vidsr.degradation.detect import InputCondition, assess_image, assess_video
-    from vidsr.image import is_image
 
     if degradation != "auto":
         return None
@@ -57,8 +59,6 @@ MIN_SENSIBLE_TILE = 64  # below this, tile overlap and per-call overhead dominat
 def check_output(input_path: str, output: str, codec: str, crf: int, preset: str, pix_fmt: str | None,
                  muxer: str | None, tile: int, quiet: bool) -> None:
     """Options that would only fail mid-run, with FFmpeg's words, refused up front with ours."""
-    from vidsr.image import is_image
-
     if input_path != "-" and not is_image(input_path) and output != "-" and is_image(output):
         raise UsageError(f"{output}: an image name for a video input; give a video name (.mkv, .mp4) or use "
                          "--compare/--duration on a video output")
@@ -92,7 +92,7 @@ class Progress:
     """A rich progress bar on stderr, only when stderr is a terminal and --quiet is off."""
 
     def __init__(self, enabled: bool, label: str):
-        self.bar = None
+        self.bar: Any = None
         self.label = label
         if enabled and sys.stderr.isatty():
             from rich.console import Console
@@ -101,7 +101,7 @@ class Progress:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[fps]:.2f} fps"), TimeRemainingColumn(),
                                 console=Console(stderr=True), transient=False)
-        self.task = None
+        self.task: Any = None
 
     def start(self, info: Any) -> None:
         if self.bar:
@@ -128,13 +128,7 @@ class Progress:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
-def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, device: str, precision: str,
-            tile: int, degradation: str, ensemble: bool, batch: int, codec: str | None, crf: int, preset: str,
-            pix_fmt: str | None,
-            fmt: str | None, start: str | None, duration: str | None, no_audio: bool, no_subtitles: bool,
-            deinterlace: str, strict: bool, compare: str | None, input_format: str | None, overwrite: bool,
-            quiet: bool,
-            as_json: bool) -> None:
+def upscale(**params: Any) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
 
     Audio and subtitles are copied packet for packet; every frame keeps its timestamp; colour tags are kept.
@@ -147,82 +141,134 @@ def upscale(input_path: str, output: str, model: str, scale: str, runtime: str, 
       cat in.mkv | vidsr upscale - -o - --format matroska > out.mkv
       ffmpeg -i in.mp4 -f yuv4mpegpipe - | vidsr upscale - -o - --format y4m | ffmpeg -i - out.mp4
       vidsr upscale archive.mxf -o archive-x2.mkv --deinterlace auto --codec ffv1
+      vidsr upscale cctv.mp4 -o cctv-x2.mp4 --degradation real      # noisy, compressed footage
       vidsr upscale clip.mp4 -o qa.mp4 --compare split
       vidsr upscale photo.png -o photo-x2.png
     """
-    from vidsr.image import is_image, upscale_image
-    from vidsr.pipeline import UpscaleJob, upscale_video
-
-    s = int(scale)
-    if quiet:
+    a = UpscaleArgs(**params)
+    if a.quiet:
         quiet_ffmpeg()
-    check_paths(input_path, output, overwrite)
-    if output == "-" and not fmt:
-        raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
-    if output != "-" and not fmt and not Path(output).suffix:
-        raise UsageError(f"{output}: no file extension to tell the container; add one or give --format")
-    muxer = container(fmt, output)
-    codec = codec or default_codec(muxer)
-    check_output(input_path, output, codec, crf, preset, pix_fmt, muxer, tile, quiet)
-    if not holds_side_streams(muxer) and not (no_audio and no_subtitles):
-        no_audio = no_subtitles = True  # y4m holds one raw video stream; audio and subtitles cannot go with it
-        if not quiet:
-            click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    in_fmt = container(input_format)
-    start_s, duration_s = parse_time(start) or 0.0, parse_time(duration)
-    if duration_s is not None and duration_s <= 0:
-        raise UsageError("--duration must be positive")
-    condition = assess_input(input_path, degradation)
-    chosen = condition.choice if condition else degradation
-    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, batch, degradation=chosen)
-    summary: dict[str, Any] = {"input": input_path, "output": output, "model": engine.id, "scale": s,
+    muxer, codec = _check(a)
+    condition = assess_input(a.input_path, a.degradation)
+    chosen = condition.choice if condition else a.degradation
+    upscaler, engine = build_upscaler(a.model, int(a.scale), a.device, a.precision, a.tile, a.ensemble, a.runtime,
+                                      a.batch, degradation=chosen)
+    summary: dict[str, Any] = {"input": a.input_path, "output": a.output, "model": engine.id, "scale": int(a.scale),
                                "degradation": engine.degradation,
                                "degradation_choice": condition.as_dict() if condition else {"choice": chosen,
                                                                                             "reason": "asked for"},
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
-                               "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": ensemble}
-    if input_path != "-" and is_image(input_path):
-        if output == "-" or not is_image(output):
-            raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
-        if deinterlace != "off" or compare:
-            raise UsageError("--deinterlace and --compare apply to videos, not images")
-        import time
-
-        t = time.perf_counter()
-        width, height = upscale_image(input_path, output, upscaler)
-        seconds = time.perf_counter() - t
-        summary |= {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
-                    "height": height}
+                               "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": a.ensemble}
+    if a.input_path != "-" and is_image(a.input_path):
+        summary |= _run_image(a, upscaler)
     else:
-        src = sys.stdin.buffer if input_path == "-" else input_path
-        dst = sys.stdout.buffer if output == "-" else output
-        progress = Progress(not quiet, f"{engine.id} x{s} {upscaler.runtime.name}/{upscaler.runtime.precision}")
-        job = UpscaleJob(src, dst, upscaler, in_fmt, muxer, EncodeOptions(codec, crf, preset, pix_fmt), batch,
-                         start_s, duration_s, not no_audio, not no_subtitles, deinterlace, compare, progress.start,
-                         progress.frame, strict)
-        try:
-            stats = upscale_video(job)
-        finally:
-            progress.stop()
-        summary |= {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
-                    "stage_seconds": stats.clock.rounded(), "deinterlace": deinterlace,
-                    "deinterlaced_frames": stats.deinterlaced, "compare": compare,
-                    "frames_lost": stats.frames_lost,
-                    "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
-                              for h in stats.holes]}
-        if not quiet:
-            for h in stats.holes:
-                click.echo(f"vidsr: warning: {input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
-                           f"{h.before:.2f} s (a hole in the file); --strict makes this an error", err=True)
-        if output == "-":
-            sys.stdout.buffer.flush()
-    if as_json:
+        summary |= _run_video(a, upscaler, engine.id, muxer, codec)
+    _report(a, summary, f"; input {condition.reason}: {engine.degradation} engine" if condition else "")
+
+
+@dataclass(frozen=True)
+class UpscaleArgs:
+    """The command line of one upscale, as click parsed it."""
+
+    input_path: str
+    output: str
+    model: str
+    scale: str
+    runtime: str
+    device: str
+    precision: str
+    tile: int
+    degradation: str
+    ensemble: bool
+    batch: int
+    codec: str | None
+    crf: int
+    preset: str
+    pix_fmt: str | None
+    fmt: str | None
+    start: str | None
+    duration: str | None
+    no_audio: bool
+    no_subtitles: bool
+    deinterlace: str
+    strict: bool
+    compare: str | None
+    input_format: str | None
+    overwrite: bool
+    quiet: bool
+    as_json: bool
+
+
+def _check(a: UpscaleArgs) -> tuple[str | None, str]:
+    """Every usage error that can be found before work starts; returns the muxer and the encoder."""
+    check_paths(a.input_path, a.output, a.overwrite)
+    if a.output == "-" and not a.fmt:
+        raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
+    if a.output != "-" and not a.fmt and not Path(a.output).suffix:
+        raise UsageError(f"{a.output}: no file extension to tell the container; add one or give --format")
+    muxer = container(a.fmt, a.output)
+    codec = a.codec or default_codec(muxer)
+    check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)
+    if a.input_path != "-" and is_image(a.input_path):
+        if a.output == "-" or not is_image(a.output):
+            raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
+        if a.deinterlace != "off" or a.compare:
+            raise UsageError("--deinterlace and --compare apply to videos, not images")
+    duration = parse_time(a.duration)
+    if duration is not None and duration <= 0:
+        raise UsageError("--duration must be positive")
+    parse_time(a.start)
+    return muxer, codec
+
+
+def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
+    t = time.perf_counter()
+    width, height = upscale_image(a.input_path, a.output, upscaler)
+    seconds = time.perf_counter() - t
+    return {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
+            "height": height}
+
+
+def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None, codec: str) -> dict[str, Any]:
+    from vidsr.pipeline import UpscaleJob, upscale_video
+
+    side_streams = holds_side_streams(muxer)
+    if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
+        click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
+    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}")
+    job = UpscaleJob(src=sys.stdin.buffer if a.input_path == "-" else a.input_path,
+                     dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
+                     in_format=container(a.input_format), out_format=muxer,
+                     encode=EncodeOptions(codec, a.crf, a.preset, a.pix_fmt), batch=a.batch,
+                     start=parse_time(a.start) or 0.0, duration=parse_time(a.duration),
+                     copy_audio=side_streams and not a.no_audio, copy_subtitles=side_streams and not a.no_subtitles,
+                     deinterlace=a.deinterlace, compare=a.compare, on_start=progress.start, on_frame=progress.frame,
+                     strict=a.strict)
+    try:
+        stats = upscale_video(job)
+    finally:
+        progress.stop()
+    if a.output == "-":
+        sys.stdout.buffer.flush()
+    if not a.quiet:
+        for h in stats.holes:
+            click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
+                       f"{h.before:.2f} s (a hole in the file); --strict makes this an error", err=True)
+    return {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
+            "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
+            "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,
+            "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
+                      for h in stats.holes]}
+
+
+def _report(a: UpscaleArgs, summary: dict[str, Any], why: str) -> None:
+    """--json: the summary as data (stderr when stdout carries media); otherwise one line for people."""
+    if a.as_json:
         from vidsr.bench import peak_rss_mb
 
         summary["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        emit_json(summary, to_stderr=output == "-")
-    elif not quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
-        click.echo(f"vidsr: {summary['frames']} frames -> {output} in {summary['seconds']:.1f} s "
-                   f"({summary['fps']:.2f} fps, {engine.id} x{s}, {summary['runtime']}/{summary['precision']}"
-                   + (f"; input {condition.reason}: {engine.degradation} engine" if condition else "") + ")",
-                   err=True)
+        emit_json(summary, to_stderr=a.output == "-")
+    elif not a.quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
+        click.echo(f"vidsr: {summary['frames']} frames -> {a.output} in {summary['seconds']:.1f} s "
+                   f"({summary['fps']:.2f} fps, {summary['model']} x{a.scale}, {summary['runtime']}/"
+                   f"{summary['precision']}{why})", err=True)

@@ -20,6 +20,7 @@ import numpy as np
 from vidsr.degradation.spec import Degradation
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import rgb_to_y
+from vidsr.video.formats import add_video_stream
 
 MIN_SIDE = 128
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "mpeg2": "mpeg2video"}
@@ -45,7 +46,7 @@ def pan_frames(hr: np.ndarray, d: Degradation, scale: int) -> list[np.ndarray]:
             continue
         zoom = (1 + d.zoom) ** k
         m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, zoom)
-        m[:, 2] += (k * d.pan[0] * scale, k * d.pan[1] * scale)
+        m[:, 2] += np.array([k * d.pan[0] * scale, k * d.pan[1] * scale])
         frames.append(cv2.warpAffine(hr, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101))
     return frames
 
@@ -95,8 +96,11 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
             ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, d.quality])
             if not ok:
                 raise RuntimeError("OpenCV could not encode JPEG")
-            back = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            out.append(LowRes(back, rgb_to_y(back).astype(np.uint8)))
+            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise RuntimeError("OpenCV could not decode its own JPEG")
+            rgb_back = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+            out.append(LowRes(rgb_back, rgb_to_y(rgb_back).astype(np.uint8)))
         return out
     if d.codec == "none":
         if d.chroma420:
@@ -114,26 +118,26 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
     # from PyAV's encoder to a decoder gave other pixels on a process's first call (same packets, seen with
     # libx264), while the muxed round trip gives the same bytes every time.
     buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
-        stream = out.add_stream(encoder_name, rate=25)
+    with av.open(buf, "w", format="matroska") as muxer:
+        stream = add_video_stream(muxer, encoder_name, 25)
         stream.width, stream.height, stream.pix_fmt = w + pad_w, h + pad_h, "yuv420p"
         stream.time_base = Fraction(1, 25)
         stream.options = _encoder_options(d)
         for i, rgb in enumerate(frames):
             frame = _yuv_frame(rgb)
             frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+            muxer.mux(stream.encode(frame))
+        muxer.mux(stream.encode(None))
     buf.seek(0)
-    with av.open(buf, "r") as back:
-        back.streams.video[0].thread_count = 1
-        decoded = [_decoded(f, h, w) for f in back.decode(video=0)]
-    if len(decoded) != len(frames):
-        raise RuntimeError(f"{encoder_name} gave back {len(decoded)} of {len(frames)} frames")
-    return decoded
+    with av.open(buf, "r") as demuxer:
+        demuxer.streams.video[0].thread_count = 1
+        back = [_decoded(f, h, w) for f in demuxer.decode(video=0)]
+    if len(back) != len(frames):
+        raise RuntimeError(f"{encoder_name} gave back {len(back)} of {len(frames)} frames")
+    return back
 
 
-def _encoder_options(d: Degradation) -> dict[str, str]:
+def _encoder_options(d: Degradation) -> dict[str, object]:
     if d.codec == "h264":
         # x264's lookahead runs threads of its own even at threads=1, and then the faster presets' output
         # varies from run to run (seen at veryfast): both are pinned, so that a seed gives the same bytes.

@@ -74,7 +74,7 @@ def assess_video(path: str | Path) -> InputCondition:
         stream = c.streams.video[0]
         cc = stream.codec_context
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        bit_rate = stream.bit_rate or c.bit_rate
+        bit_rate: float = stream.bit_rate or c.bit_rate
         if not bit_rate and c.duration:
             bit_rate = Path(path).stat().st_size * 8 / (c.duration / av.time_base)
         bpp = bit_rate / (cc.width * cc.height * rate) if bit_rate and cc.width and cc.height else None

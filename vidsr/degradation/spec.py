@@ -171,7 +171,7 @@ class DegradationRanges:
         unknown = sorted(set(table) - known)
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
         ranges = replace(cls(), **values)
         ranges.validate(where)
         return ranges

@@ -45,6 +45,8 @@ class EDSR(nn.Module):
                                   nn.Conv2d(features, features, 3, padding=1))
         self.tail = nn.Sequential(Upsampler(scale, features), nn.Conv2d(features, channels, 3, padding=1))
 
+    mean: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(x - self.mean)
         x = x + self.body(x)
@@ -65,15 +67,17 @@ class MDSR(nn.Module):
                                   nn.Conv2d(features, features, 3, padding=1))
         self.up = nn.ModuleDict({str(s): Upsampler(s, features) for s in self.scales})
         self.tail = nn.Conv2d(features, channels, 3, padding=1)
-        self.scale = self.scales[0]
+        self.scale: int = self.scales[0]
         # Each pre-processing block starts as the identity (its last conv zeroed): a warm start from EDSR then
         # begins exactly where EDSR is, and a cold start loses nothing, since the block still learns.
         for block in self.pre.values():
-            for res in block:
+            for res in block.children():
+                assert isinstance(res, ResBlock)
                 nn.init.zeros_(res.conv2.weight)
-                nn.init.zeros_(res.conv2.bias)
+                nn.init.zeros_(res.conv2.bias)  # type: ignore[arg-type]
 
-    def adopt(self, edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def adopt_edsr(edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Tensor]:
         """An EDSR state dict of ``scale`` renamed into this model's keys: head and body are shared, EDSR's
         upsampler becomes this scale's, and its last conv the shared tail."""
         out = {}
@@ -85,6 +89,8 @@ class MDSR(nn.Module):
             else:
                 out[key] = value
         return out
+
+    mean: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The active scale is module state, not an argument, so that MDSR exports to ONNX with the same

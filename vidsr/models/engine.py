@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file
 from torch import nn
 
@@ -59,19 +60,25 @@ class Engine:
 
     def load(self, scale: int) -> nn.Module:
         """The network with its verified weights, set to ``scale``, in eval mode."""
-        weights = self.path / WEIGHTS
-        if not weights.is_file():
-            raise VidsrError(f"engine {self.id}: {weights} is missing")
-        expected = self.manifest.get("weights_sha256")
-        actual = sha256_file(weights)
+        model = self.build()
+        model.load_state_dict(self.weights())
+        self.arch.set_scale(model, scale)
+        return model.eval()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights, only once their sha256 matches the manifest (warm starts go through here too)."""
+        path = self.path / WEIGHTS
+        if not path.is_file():
+            raise VidsrError(f"engine {self.id}: {path} is missing")
+        expected, actual = self.manifest.get("weights_sha256"), sha256_file(path)
         if expected != actual:
             raise VidsrError(f"engine {self.id}: weights sha256 {actual[:12]}… does not match the manifest "
                              f"({str(expected)[:12]}…); refusing to load")
-        model = self.build()
-        model.load_state_dict(load_file(str(weights)))
-        if hasattr(model, "scales"):
-            model.scale = scale
-        return model.eval()
+        return load_file(str(path))
+
+    @property
+    def features(self) -> int:
+        return self.arch.widest(self.manifest.get("config", {}))
 
     @property
     def degradation(self) -> str:

@@ -28,8 +28,7 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
 def gflop_per_output_mp(engine, scale: int) -> float:
     """GFLOP per output megapixel (= MFLOP per output pixel) of ``engine`` at ``scale``, whatever its input space."""
     model = engine.build()
-    if hasattr(model, "scales"):
-        model.scale = scale
+    engine.arch.set_scale(model, scale)
     side = 32
-    h = w = side * scale if engine.arch.input_space == "HR" else side
+    h, w = engine.arch.network_size(side, side, scale)
     return conv_flops(model, torch.zeros(1, engine.arch.channels, h, w)) / (side * scale) ** 2 / 1e3

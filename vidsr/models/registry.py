@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from vidsr.models.edsr import EDSR, MDSR
@@ -20,29 +21,54 @@ from vidsr.models.vdsr import VDSR
 
 @dataclass(frozen=True)
 class Architecture:
+    """What callers ask of a network instead of probing the module: how to build it, what it eats, how it
+    scales, how wide it gets and which precisions it runs in."""
+
     name: str
     colour: str  # "Y" or "RGB"
-    input_space: str  # "HR" or "LR"
+    input_space: str  # "HR" (bicubic-upscaled to the output size first) or "LR" (the network upsamples)
     builder: Callable[..., nn.Module]
     multi_scale: bool  # one set of weights serves every scale
+    takes_scale: str = ""  # the builder's scale argument: "scale" (one), "scales" (a tuple), "" (none)
+    precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")
+    # For MDSR: renames a single-scale EDSR state dict into its own keys, for warm starts.
+    adopt: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None
 
     def build(self, config: dict[str, Any], scales: tuple[int, ...]) -> nn.Module:
-        if self.name == "edsr":
+        if self.takes_scale == "scale":
             return self.builder(scale=scales[0], **config)
-        if self.name == "mdsr":
+        if self.takes_scale == "scales":
             return self.builder(scales=scales, **config)
         return self.builder(**config)
+
+    def set_scale(self, model: nn.Module, scale: int) -> None:
+        """Route a multi-scale network with per-scale heads (MDSR) through ``scale``; a no-op elsewhere."""
+        if self.takes_scale == "scales":
+            setattr(model, "scale", scale)  # noqa: B010 - MDSR's active head is plain module state
+
+    def network_size(self, height: int, width: int, scale: int) -> tuple[int, int]:
+        """The (height, width) the network sees for a frame of this size: HR-space models see it upscaled."""
+        return (height * scale, width * scale) if self.input_space == "HR" else (height, width)
+
+    @staticmethod
+    def widest(config: dict[str, Any]) -> int:
+        """The widest feature count, which bounds activation memory (SRCNN calls its first layer n1)."""
+        return int(config.get("features", config.get("n1", 64)))
 
     @property
     def channels(self) -> int:
         return 1 if self.colour == "Y" else 3
 
 
+def _mdsr_adopt(edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Tensor]:
+    return MDSR.adopt_edsr(edsr, scale)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "srcnn": Architecture("srcnn", "Y", "HR", SRCNN, multi_scale=False),
     "vdsr": Architecture("vdsr", "Y", "HR", VDSR, multi_scale=True),
-    "edsr": Architecture("edsr", "RGB", "LR", EDSR, multi_scale=False),
-    "mdsr": Architecture("mdsr", "RGB", "LR", MDSR, multi_scale=True),
+    "edsr": Architecture("edsr", "RGB", "LR", EDSR, multi_scale=False, takes_scale="scale"),
+    "mdsr": Architecture("mdsr", "RGB", "LR", MDSR, multi_scale=True, takes_scale="scales", adopt=_mdsr_adopt),
 }
 
 # Named configurations: "edsr" on the command line means the trained baseline, "edsr-full" the paper's large model.

@@ -15,9 +15,9 @@ class SRCNN(nn.Module):
         self.conv3 = nn.Conv2d(n2, channels, f3, padding=f3 // 2)
         for conv in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) has one
         nn.init.normal_(self.conv3.weight, std=1e-3)
-        nn.init.zeros_(self.conv3.bias)
+        nn.init.zeros_(self.conv3.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The layers that touch the image run in fp32 whatever autocast surrounds them. SRCNN maps the image to the

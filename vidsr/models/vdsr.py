@@ -18,10 +18,12 @@ class VDSR(nn.Module):
         # (measured: stuck at the bicubic PSNR for 1,200 steps). The last layer starts near zero so the
         # network starts as exact bicubic.
         for m in self.body:
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.body[-1].weight, std=1e-3)
+        last = self.body[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.normal_(last.weight, std=1e-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

@@ -10,6 +10,7 @@ import torch
 
 from vidsr.degradation.apply import degrade, even_crop
 from vidsr.degradation.spec import Degradation
+from vidsr.quality.images import image_files, read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import modcrop, psnr, rgb_to_y, shave, ssim
 
@@ -70,7 +71,7 @@ def evaluate_images(upscale: Upscale | None, colour: str, images: list[np.ndarra
     """Mean PSNR/SSIM of the model (``upscale``; None for bicubic only) and of bicubic over uint8 HR images
     (HxWx3 RGB or HxW grey), whose LR inputs are made by ``degradation`` (None: the papers' MATLAB bicubic);
     image k's degradation is seeded by k."""
-    rows = {"bicubic": ([], []), "model": ([], [])}
+    rows: dict[str, tuple[list[float], list[float]]] = {"bicubic": ([], []), "model": ([], [])}
     for k, hr in enumerate(images):
         hr, lr, lr_y = degraded_input(hr, scale, degradation, k)
         y_hr = shave(luma(hr), scale)
@@ -89,7 +90,5 @@ def evaluate_images(upscale: Upscale | None, colour: str, images: list[np.ndarra
 
 
 def load_set(folder: Path) -> list[np.ndarray]:
-    from vidsr.train.data import image_files, read_rgb  # one image reader for training and evaluation
-
     return [read_rgb(f, keep_grey=True) for f in image_files([folder])]
 

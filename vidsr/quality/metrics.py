@@ -5,6 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# BT.601 studio-range luma weights for RGB in 0..255 (MATLAB's rgb2ycbcr): the one copy vidsr keeps.
+BT601_Y = (65.481, 128.553, 24.966)
+
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """BT.601 studio-range luma of an RGB image in 0..255, as float64.
@@ -14,7 +17,8 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """
     is_uint8 = rgb.dtype == np.uint8
     rgb = rgb.astype(np.float64)
-    y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    kr, kg, kb = BT601_Y
+    y = 16.0 + (kr * rgb[..., 0] + kg * rgb[..., 1] + kb * rgb[..., 2]) / 255.0
     return np.round(y) if is_uint8 else y
 
 

@@ -27,7 +27,7 @@ from vidsr.degradation.apply import ENCODERS, _encoder_options, add_noise, downs
 from vidsr.degradation.spec import Degradation
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import psnr, rgb_to_y, shave, ssim
-from vidsr.video.formats import IMAGE_SUFFIXES
+from vidsr.video.formats import IMAGE_SUFFIXES, add_video_stream
 
 MAX_FRAMES = 60  # a clip is scored on its first 60 frames: enough pairs for tOF, minutes not hours on 2 cores
 BT601 = (6, 1, 6, 6)  # smpte170m matrix, tv range, primaries and transfer: what swscale's default conversion is
@@ -54,8 +54,13 @@ def _frames_in(folder: Path) -> list[Path]:
 
 
 def _read_frames(folder: Path) -> list[np.ndarray]:
-    return [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            for p in _frames_in(folder)[:MAX_FRAMES]]
+    frames = []
+    for p in _frames_in(folder)[:MAX_FRAMES]:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image {p}")
+        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return frames
 
 
 def _read_clip(path: Path) -> list[np.ndarray]:
@@ -78,7 +83,7 @@ def write_lr_clip(frames: list[np.ndarray], scale: int, d: Degradation | None, p
         lr = [x.rgb for x in encode_decode(lr, replace(d, frames=1, target=0))]
     codec = ENCODERS[d.codec] if d.codec in ENCODERS else "ffv1"
     with av.open(str(path), "w", format="matroska") as c:
-        v = c.add_stream(codec, rate=25)
+        v = add_video_stream(c, codec, 25)
         v.width, v.height, v.pix_fmt = lr[0].shape[1], lr[0].shape[0], "yuv420p"
         v.time_base = Fraction(1, 25)
         cc = v.codec_context
@@ -99,7 +104,7 @@ def read_y(path: Path) -> list[np.ndarray]:
 
 def tof(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
     """TecoGAN's tOF of 8-bit Y ``frames`` against ``reference`` (see the module's docstring); lower is better."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     errors = []
     for t in range(1, len(frames)):
         f_out = dis.calc(frames[t - 1], frames[t], None)
@@ -126,7 +131,7 @@ def evaluate_sequences(upscaler, colour: str, paths: list[Path], scale: int, d: 
         bic_y = [imresize(y, scale) for y in lr_y]
         if len(out_y) != len(hr_y):
             raise RuntimeError(f"{name}: the video path gave {len(out_y)} frames for {len(hr_y)}")
-        row = {"images": len(hr_y)}
+        row: dict[str, float] = {"images": len(hr_y)}
         for key, ys in (("", out_y), ("bicubic_", bic_y)):
             row[f"{key}psnr"] = float(np.mean([psnr(shave(a, scale), shave(b, scale)) for a, b in zip(ys, hr_y)]))
             row[f"{key}ssim"] = float(np.mean([ssim(shave(a, scale), shave(b, scale)) for a, b in zip(ys, hr_y)]))

@@ -33,7 +33,7 @@ def export_onnx(model: nn.Module, channels: int, path: Path, probe_size: tuple[i
     return path
 
 
-def max_abs_diff(model: nn.Module, onnx_path: Path, channels: int, size: tuple[int, int] = (2, 37, 29),
+def max_abs_diff(model: nn.Module, onnx_path: Path, channels: int, size: tuple[int, int, int] = (2, 37, 29),
                  seed: int = 0) -> float:
     """Torch against ONNX Runtime on random [0, 1] input of a size the export never saw."""
     g = torch.Generator().manual_seed(seed)
@@ -56,7 +56,7 @@ def onnx_for(engine: Any, scale: int) -> tuple[Path, float]:
     facts = onnx_facts(engine, scale)
     path = cache_root() / "onnx" / f"{engine.id}-x{scale}-{key_of(facts)}.onnx"
     if is_fresh(path, facts):
-        return path, float(read_sidecar(path)["max_abs_diff"])
+        return path, float((read_sidecar(path) or {})["max_abs_diff"])
     model = engine.load(scale)
     with tempfile.TemporaryDirectory(prefix="vidsr-onnx-") as tmp:
         exported = export_onnx(model, engine.arch.channels, Path(tmp) / "model.onnx")

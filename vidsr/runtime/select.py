@@ -69,6 +69,6 @@ def make_runtime(engine: Any, scale: int, runtime: str = "auto", device: str = "
     from vidsr.runtime.tensorrt_rt import TensorRTRuntime, plan_for, profile_for
 
     prec = "fp16" if precision == "auto" else precision
-    profile = profile_for(engine.arch.channels, engine.arch.input_space, scale, max_size, batch)
+    profile = profile_for(engine.arch, scale, max_size, batch)
     plan, _ = plan_for(onnx_path, onnx_facts(engine, scale), profile, prec, log)
     return TensorRTRuntime(plan, profile, prec), profile.max_hw

@@ -20,6 +20,7 @@ import torch
 
 from vidsr.errors import UsageError, VidsrError
 from vidsr.files import atomic_write_bytes, cache_root
+from vidsr.models.registry import Architecture
 from vidsr.runtime.cache import is_fresh, key_of, store
 
 WORKSPACE_BYTES = 4 << 30  # cap on the scratch memory tactics may use while building
@@ -42,13 +43,11 @@ class Profile:
         return {"channels": self.channels, "max_hw": list(self.max_hw), "max_batch": self.max_batch}
 
 
-def profile_for(channels: int, input_space: str, scale: int, max_size: tuple[int, int], batch: int) -> Profile:
-    """The profile for source frames up to ``max_size`` (W, H). HR-space models (SRCNN, VDSR) see the frame after
-    the bicubic upscale, so their network input is ``scale`` times larger."""
+def profile_for(arch: Architecture, scale: int, max_size: tuple[int, int], batch: int) -> Profile:
+    """The profile for source frames up to ``max_size`` (W, H), in the network's own input size (the descriptor
+    says: HR-space models see the frame after the bicubic upscale)."""
     w, h = max_size
-    if input_space == "HR":
-        w, h = w * scale, h * scale
-    return Profile(channels, (h, w), batch)
+    return Profile(arch.channels, arch.network_size(h, w, scale), batch)
 
 
 def tensorrt_version() -> str | None:

@@ -11,23 +11,15 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from vidsr.degradation.apply import degrade as degrade_real
 from vidsr.degradation.apply import even_crop
 from vidsr.degradation.spec import DegradationRanges
 from vidsr.files import atomic_path
+from vidsr.quality.images import read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import modcrop, rgb_to_y
-from vidsr.video.formats import IMAGE_SUFFIXES
-
-
-def image_files(folders: list[Path]) -> list[Path]:
-    files = sorted(p for d in folders for p in Path(d).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images under {', '.join(map(str, folders))}")
-    return files
 
 
 def data_hash(files: list[Path]) -> str:
@@ -36,18 +28,6 @@ def data_hash(files: list[Path]) -> str:
     for f in files:
         h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
-
-
-def read_rgb(path: Path, keep_grey: bool = False) -> np.ndarray:
-    """uint8 HxWx3 RGB. Greyscale images are replicated to three channels, or with ``keep_grey`` stay HxW."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"cannot read image {path}")
-    if img.dtype != np.uint8:
-        img = (img / 257).round().astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
-    if img.ndim == 2:
-        return img if keep_grey else np.repeat(img[..., None], 3, axis=2)
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 @dataclass
@@ -93,7 +73,7 @@ def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | Non
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"lr{i}": a for i, a in enumerate(pairs.lr)} | {f"hr{i}": a for i, a in enumerate(pairs.hr)}
         with atomic_path(cache) as tmp:
-            np.savez(tmp, n=len(files), **arrays)
+            np.savez(tmp, n=np.array(len(files)), **arrays)  # type: ignore[arg-type]
     return pairs
 
 

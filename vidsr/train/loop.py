@@ -20,13 +20,14 @@ import torch
 from safetensors.torch import load_file, save
 
 from vidsr.degradation.spec import parse_spec
+from vidsr.errors import VidsrError
 from vidsr.files import atomic_write_bytes, cache_root
-from vidsr.hashing import sha256_file
-from vidsr.models.engine import WEIGHTS, engines_dir
-from vidsr.models.registry import architecture
+from vidsr.models.engine import MANIFEST, WEIGHTS, Engine, engines_dir
+from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
 from vidsr.quality.evaluate import load_set
+from vidsr.quality.images import image_files
 from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
-from vidsr.train.data import Pairs, data_hash, image_files, load_degraded_pairs, load_pairs, sample_batch
+from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
 from vidsr.train.state import TrainState
@@ -56,23 +57,32 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None]) -> dict[str, str]:
+def _engine(engine_id: str) -> Engine:
+    folder = engines_dir() / engine_id
+    try:
+        return Engine(folder, json.loads((folder / MANIFEST).read_text()))
+    except OSError:
+        raise VidsrError(f"init_from {engine_id!r}: no engine at {folder}") from None
+
+
+def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None],
+               arch: Architecture | None = None) -> dict[str, str]:
     """Copy every tensor of the source engines whose name and shape this model shares; returns {engine: weights
-    sha256}, so that the manifest says exactly which weights the run started from."""
+    sha256}, so that the manifest says exactly which weights the run started from. ``arch`` is the model's
+    architecture (MDSR adopts EDSR's keys); by default the one whose builder made ``model``."""
+    arch = arch or next(a for a in ARCHITECTURES.values() if isinstance(model, a.builder))  # type: ignore[arg-type]
     own = model.state_dict()
     taken: dict[str, torch.Tensor] = {}
     used = {}
     for engine_id in sources:
-        folder = engines_dir() / engine_id
-        src = load_file(str(folder / WEIGHTS))
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if hasattr(model, "adopt"):
-            src = model.adopt(src, manifest["scales"][0])
+        engine = _engine(engine_id)
+        src = engine.weights()  # verified against its manifest: a source mid-training must be finished first
+        if arch.adopt is not None and engine.arch.name != arch.name:
+            src = arch.adopt(src, engine.scales[0])
         # The upsampler of another scale has other shapes: it is skipped and starts fresh.
         new = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and k not in taken}
         taken |= new
-        # The hash of the file read, not the manifest's claim: a source mid-training can be ahead of its manifest.
-        used[engine_id] = sha256_file(folder / WEIGHTS)
+        used[engine_id] = engine.manifest["weights_sha256"]
         log(f"initialised {len(new)} tensors from {engine_id}")
     model.load_state_dict(taken, strict=False)
     log(f"{len(taken)}/{len(own)} tensors warm-started")
@@ -116,7 +126,7 @@ def open_run(recipe: Recipe, out: Path, resume: bool, device: str, log: Callable
                                                           "recipe_sha256": old.recipe_sha256}]
             log(f"replacing a run of {old.step} steps ({old.cpu_hours:.2f} CPU-h, kept on record)")
         if recipe.init_from:
-            state.init_from = warm_start(model, recipe.init_from, log)
+            state.init_from = warm_start(model, recipe.init_from, log, architecture(recipe.arch))
     bf16 = has_fast_bf16() if device == "cpu" else torch.cuda.is_bf16_supported()
     # A run resumed on a machine of another kind changes precision mid-run; the manifest must say from which step.
     state.note_precision("bf16 autocast" if bf16 else "fp32", legacy=_manifest_precision(out))
@@ -149,8 +159,8 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
     rng = np.random.default_rng([r.seed, step])
     arch = architecture(r.arch)
     xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment, rng, r.mix_scales)
-    if scale and hasattr(run.model, "scales"):
-        run.model.scale = scale
+    if scale:
+        arch.set_scale(run.model, scale)
     lr = r.lr_at(step)
     for group in opt.param_groups:
         group["lr"] = lr

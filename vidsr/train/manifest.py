@@ -28,8 +28,7 @@ Table = dict[str, dict[str, dict[str, Any]]]  # set name -> scale -> {"psnr", "s
 def evaluate_model(model: torch.nn.Module, recipe: Recipe, images: list[np.ndarray], scale: int,
                    device: str = "cpu", degradation: Degradation | None = None) -> dict:
     arch = architecture(recipe.arch)
-    if hasattr(model, "scales"):
-        model.scale = scale
+    arch.set_scale(model, scale)
     # The run's own thread count: the runtime would otherwise reset it to every core for the rest of the run.
     up = Upscaler(arch, scale, TorchRuntime(model, device, "fp32", threads=torch.get_num_threads()))
     result = evaluate_images(up, arch.colour, images, scale, degradation)

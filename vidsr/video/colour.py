@@ -84,7 +84,7 @@ def planes_of(frame: av.VideoFrame, fmt: str) -> list[np.ndarray]:
     out = []
     for plane in frame.planes:
         row = plane.line_size // dtype.itemsize
-        a = np.frombuffer(plane, dtype=dtype).reshape(-1, row)[: plane.height, : plane.width]
+        a = np.frombuffer(memoryview(plane), dtype=dtype).reshape(-1, row)[: plane.height, : plane.width]
         out.append(a.copy())
     return out
 

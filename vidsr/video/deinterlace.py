@@ -18,11 +18,9 @@ MODES = ("off", "auto", "yadif", "bwdif")
 
 class Deinterlacer:
     def __init__(self, stream: av.video.stream.VideoStream, mode: str):
-        self.mode = mode
         self.filter = "bwdif" if mode == "auto" else mode
         deint = "interlaced" if mode == "auto" else "all"
         self.time_base = stream.time_base or Fraction(1, 1000)
-        self.template = stream
         self.graph: av.filter.Graph | None = None
         self.args = f"mode=send_frame:parity=auto:deint={deint}"
         self.deinterlaced = 0  # frames the decoder flagged as interlaced (what auto acts on)
@@ -30,7 +28,7 @@ class Deinterlacer:
     def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
         g = av.filter.Graph()
         # Built from the first frame, not the header: the decoder is the authority on size and pixel format.
-        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                            time_base=self.time_base)
         node = g.add(self.filter, self.args)
         sink = g.add("buffersink")
@@ -47,6 +45,7 @@ class Deinterlacer:
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
             # The filter works in field time (half the time base); bring timestamps back to the stream's.
+            assert isinstance(out, av.VideoFrame) and out.pts is not None and out.time_base is not None
             out.pts = int(round(out.pts * out.time_base / self.time_base))
             out.time_base = self.time_base
             yield out

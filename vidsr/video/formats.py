@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
+
+import av
+from av.video.stream import VideoStream
 
 # Still images, by extension: what upscale treats as an image, training and eval read, and batch collects.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 ALIASES = {"y4m": "yuv4mpegpipe", "mkv": "matroska", "ts": "mpegts"}
 # Containers that hold one raw video stream and nothing else.
 VIDEO_ONLY = {"yuv4mpegpipe", "rawvideo"}
+
+
+def add_video_stream(out: av.container.OutputContainer, codec: str, rate: Fraction | int) -> VideoStream:
+    """``out.add_stream`` for a video encoder, typed as the video stream it returns."""
+    stream = out.add_stream(codec, rate=rate)
+    if not isinstance(stream, VideoStream):
+        raise ValueError(f"{codec} is not a video encoder")
+    return stream
 
 
 def container(fmt: str | None, path: str | None = None) -> str | None:

@@ -14,22 +14,16 @@ import av
 from vidsr.errors import UsageError, VidsrError
 from vidsr.video.deinterlace import Deinterlacer
 
-# Containers whose payload is one raw or still image rather than a stream we can copy alongside.
-COPYABLE = ("audio", "subtitle")
 HEADER_DURATION = {"matroska", "webm", "mov", "mp4", "avi", "mxf", "asf", "flv"}
 
 
 @dataclass
 class SourceInfo:
-    width: int
-    height: int
-    pix_fmt: str
+    """What the writer and the progress bar need of the source (the decoder is the authority on the rest)."""
+
     time_base: Fraction
     rate: Fraction | None
     frames: int  # 0 when the container does not say
-    duration: float | None  # seconds
-    codec: str
-    format: str
     copied: list[av.stream.Stream] = field(default_factory=list)
     stream: av.video.stream.VideoStream | None = None
 
@@ -93,6 +87,13 @@ def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.Inpu
         raise VidsrError(f"{name}: cannot open: {e}") from None
 
 
+def _video_frames(frames: Iterable[object]) -> Iterator[av.VideoFrame]:
+    """A video packet decodes to video frames; this says so to the type checker."""
+    for frame in frames:
+        assert isinstance(frame, av.VideoFrame)
+        yield frame
+
+
 def _mp4_without_index(path: str) -> bool:
     """An ISO-BMFF file (it starts with an ftyp box) whose top-level boxes hold no moov: cut off before the
     index a non-faststart MP4 writes at its end."""
@@ -147,9 +148,9 @@ class VideoReader:
         self.container = open_input(src, fmt)
         videos = self.container.streams.video
         if not videos:
-            kinds = sorted({s.type for s in self.container.streams}) or ["no streams"]
+            found = sorted({str(s.type) for s in self.container.streams}) or ["no streams"]
             self.container.close()
-            raise VidsrError(f"{self.name}: has no video stream (found: {', '.join(kinds)})")
+            raise VidsrError(f"{self.name}: has no video stream (found: {', '.join(found)})")
         self.stream = videos[0]
         cc = self.stream.codec_context
         if threads:
@@ -178,9 +179,7 @@ class VideoReader:
             frames = int(round(dur * float(rate)))
         if duration is not None and rate:
             frames = min(frames or 1 << 30, int(round(duration * float(rate))))
-        self.info = SourceInfo(cc.width, cc.height, cc.format.name if cc.format else "yuv420p",
-                               self.stream.time_base or Fraction(1, 1000), rate, frames, dur, cc.name,
-                               self.container.format.name, self.copied, self.stream)
+        self.info = SourceInfo(self.stream.time_base or Fraction(1, 1000), rate, frames, self.copied, self.stream)
 
     def _offset(self, stream: av.stream.Stream) -> int:
         return int(round(self.start / stream.time_base)) if self.start and stream.time_base else 0
@@ -204,8 +203,9 @@ class VideoReader:
                     packet = item
                     if packet.pts is None and packet.dts is None:
                         continue  # an empty flush packet
-                    t = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
-                    self.last_any = max(self.last_any, t + float((packet.duration or 0) * packet.time_base))
+                    tb = packet.time_base or Fraction(1, 1000)
+                    t = float(int(packet.pts if packet.pts is not None else packet.dts or 0) * tb)
+                    self.last_any = max(self.last_any, t + float((packet.duration or 0) * tb))
                     # Without --start, keep everything: AAC's priming packet has a negative timestamp.
                     if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
                         continue
@@ -216,6 +216,7 @@ class VideoReader:
                     yield packet
                     continue
                 frame = item
+                assert frame.pts is not None  # _demuxed numbers frames that come without one
                 t = float(frame.pts * vtb)
                 if t < self.start - 1e-6:
                     continue
@@ -256,9 +257,9 @@ class VideoReader:
             if packet.stream.type != "video":
                 yield packet
             elif self.deinterlacer is None:
-                yield from numbered(packet.decode())
+                yield from numbered(_video_frames(packet.decode()))
             else:
-                yield from self.deinterlacer(numbered(packet.decode()))
+                yield from self.deinterlacer(numbered(_video_frames(packet.decode())))
         if self.deinterlacer is not None:
             yield from self.deinterlacer.flush()
 

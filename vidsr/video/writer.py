@@ -11,6 +11,7 @@ import av
 
 from vidsr.errors import UsageError, VidsrError
 from vidsr.video.colour import ColourTags
+from vidsr.video.formats import add_video_stream
 from vidsr.video.reader import SourceInfo
 
 # Encoders whose quality knob is -crf and speed knob -preset.
@@ -50,7 +51,6 @@ class VideoWriter:
         except BaseException:
             self.container.close()
             raise
-        self.frames = 0
 
     def _add_video(self, src: SourceInfo, width: int, height: int, pix_fmt: str, tags: ColourTags,
                    o: EncodeOptions) -> None:
@@ -69,7 +69,7 @@ class VideoWriter:
             raise UsageError(f"output size {width}x{height} is odd, which {pix_fmt} cannot hold; use "
                              "--pix-fmt yuv444p or an input with even sides")
         rate = src.rate or Fraction(25)
-        stream = self.container.add_stream(o.codec, rate=rate)
+        stream = add_video_stream(self.container, o.codec, rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         # The source's time base, so that every frame keeps its exact presentation time (VFR stays VFR).
         stream.time_base = src.time_base
@@ -80,7 +80,7 @@ class VideoWriter:
         cc.colorspace = tags.matrix
         cc.color_primaries = tags.primaries
         cc.color_trc = tags.transfer
-        opts = {}
+        opts: dict[str, object] = {}
         if o.crf is not None and o.codec in _CRF_ENCODERS:
             opts["crf"] = str(o.crf)
         if o.preset and o.codec in _PRESET_ENCODERS:
@@ -97,7 +97,6 @@ class VideoWriter:
         frame.color_primaries, frame.color_trc = t.primaries, t.transfer
         for packet in self.video.encode(frame):
             self.container.mux(packet)
-        self.frames += 1
 
     def write_packet(self, packet: av.Packet) -> None:
         out = self.copies.get(packet.stream.index)
