@@ -14,7 +14,7 @@ from vidsr.models.engine import find_engine
 from vidsr.models.registry import ARCHITECTURES
 from vidsr.runtime import cache
 from vidsr.runtime.onnx_rt import onnx_facts, onnx_for
-from vidsr.runtime.select import make_runtime, resolve
+from vidsr.runtime.select import RuntimeSpec, make_runtime, resolve
 from vidsr.runtime.tensorrt_rt import Profile, plan_facts, plan_path, profile_for, tensorrt_version
 from vidsr.runtime.torch_rt import TorchRuntime
 from vidsr.upscaler import Upscaler
@@ -53,7 +53,7 @@ def test_onnx_on_cuda_and_onnx_in_bf16_are_usage_errors(engines):
     with pytest.raises(UsageError, match="onnx"):
         resolve("onnx", "cuda")
     with pytest.raises(UsageError, match="fp32"):
-        make_runtime(find_engine("edsr", 2, engines), 2, "onnx", "cpu", "bf16")
+        make_runtime(find_engine("edsr", 2, engines), 2, RuntimeSpec("onnx", "cpu", "bf16"))
 
 
 def test_profile_is_in_network_input_space():
@@ -168,3 +168,26 @@ def test_tensorrt_stale_plan_is_rebuilt(engines, cache_dir):
     plan.write_bytes(b"not a plan")
     again, built = plan_for(onnx_path, onnx_facts(engine, 2), profile, "fp16")
     assert again == plan and built and again.read_bytes() != b"not a plan"
+
+
+def test_a_runtime_spec_resolves_every_choice_once():
+    from vidsr.runtime.cpu import has_fast_bf16
+
+    if not HAS_CUDA:
+        cpu = RuntimeSpec().resolve()
+        assert (cpu.runtime, cpu.device) == ("torch", "cpu")
+        assert cpu.precision == ("bf16" if has_fast_bf16() else "fp32")
+        assert cpu.resolve() == cpu  # resolving a resolved spec changes nothing
+        with pytest.raises(UsageError, match="fp16 needs --device cuda"):
+            RuntimeSpec(precision="fp16").resolve()
+    assert RuntimeSpec("onnx").resolve().precision == "fp32"
+    with pytest.raises(UsageError, match="runs fp32, not --precision bf16"):
+        RuntimeSpec("onnx", precision="bf16").resolve()
+
+
+def test_engine_build_goes_through_the_runtime_upscale_uses(vidsr):
+    p = vidsr("engine", "build", "--model", "edsr", "--scale", "2", "--runtime", "onnx", "--json", check=0)
+    r = json.loads(p.stdout)
+    assert r["precision"] == "fp32" and r["max_abs_diff"] <= r["tolerance"]
+    bad = vidsr("engine", "build", "--model", "edsr", "--runtime", "onnx", "--precision", "fp16", check=2)
+    assert b"fp16" in bad.stderr and len(bad.stderr.splitlines()) == 1

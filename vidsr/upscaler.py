@@ -11,21 +11,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
 from vidsr.errors import Cancelled
 from vidsr.models.registry import Architecture
 from vidsr.quality.imresize import resize_matrix
-
-
-class Runtime(Protocol):
-    name: str
-    precision: str
-
-    def run(self, x: torch.Tensor) -> torch.Tensor: ...
-
+from vidsr.runtime.select import Runtime
 
 LIVE_MAPS = 3  # feature maps eager torch holds at once in a residual network: input, output, skip
 MIN_AUTO_TILE = 64  # smaller tiles spend more on their overlap than they save

@@ -6,6 +6,7 @@ import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.commands.engine import parse_size
+from vidsr.runtime.select import RuntimeSpec
 
 
 @click.command()
@@ -30,8 +31,8 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
     from vidsr.bench import run_bench
     from vidsr.video.writer import EncodeOptions
 
-    upscaler, engine = build_upscaler(model, int(scale), device, precision, tile, False, runtime, batch,
-                                      degradation=degradation)
+    upscaler, engine = build_upscaler(model, int(scale), spec=RuntimeSpec(runtime, device, precision, batch),
+                                      tile=tile, degradation=degradation)
     r = run_bench(upscaler, engine, parse_size(size), frames, batch, EncodeOptions(codec, 18, preset, None))
     if as_json:
         emit_json(r)

@@ -9,11 +9,11 @@ from typing import Any
 import click
 
 from vidsr.models.engine import DEGRADATIONS, Engine, find_engine
-from vidsr.runtime.select import DEVICES, RUNTIMES, make_runtime
-from vidsr.runtime.torch_rt import PRECISIONS
+from vidsr.runtime.select import DEVICES, PRECISIONS, RUNTIMES, RuntimeSpec, make_runtime
 from vidsr.upscaler import Upscaler
 
 DEFAULT_MODEL = "auto"
+DEFAULT_SPEC = RuntimeSpec()  # every choice auto
 
 
 def model_options(fn):
@@ -81,12 +81,11 @@ def processing_options(fn):
     return fn
 
 
-def build_upscaler(model: str, scale: int, device: str = "auto", precision: str = "auto", tile: int = 0,
-                   ensemble: bool = False, runtime: str = "auto", batch: int = 1,
-                   degradation: str = "clean") -> tuple[Upscaler, Engine]:
+def build_upscaler(model: str, scale: int, *, spec: RuntimeSpec = DEFAULT_SPEC, tile: int = 0,
+                   ensemble: bool = False, degradation: str = "clean") -> tuple[Upscaler, Engine]:
+    """The engine for ``model`` at ``scale`` (of the ``degradation`` kind) on the backend ``spec`` resolves to."""
     engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation)
-    rt, max_input = make_runtime(engine, scale, runtime, device, precision, batch=batch,
-                                 log=lambda line: click.echo(f"vidsr: {line}", err=True))
+    rt, max_input = make_runtime(engine, scale, spec, log=lambda line: click.echo(f"vidsr: {line}", err=True))
     return Upscaler(engine.arch, scale, rt, tile=tile, features=engine.features, ensemble=ensemble,
                     max_input=max_input), engine
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
@@ -45,28 +46,20 @@ def build(model: str, scale: str, runtime: str, precision: str, max_size: str, b
     """Export the ONNX graph (checked against torch under ONNX Runtime), and for tensorrt build the plan."""
     from vidsr.models.engine import find_engine
     from vidsr.runtime.cache import ONNX_TOLERANCE
-    from vidsr.runtime.onnx_rt import onnx_facts, onnx_for
-    from vidsr.runtime.select import resolve
+    from vidsr.runtime.onnx_rt import onnx_for
+    from vidsr.runtime.select import RuntimeSpec, make_runtime
 
-    s, size = int(scale), parse_size(max_size)
-    if runtime == "onnx" and precision == "fp16":
-        raise UsageError("ONNX graphs are exported in fp32; fp16 is for --runtime tensorrt")
-    if runtime == "tensorrt":
-        resolve("tensorrt", "auto")  # a clear usage error when tensorrt or CUDA is missing, before any work
+    s = int(scale)
+    # The same spec and the same make_runtime as upscale: what is built here is what a run would load.
+    spec = RuntimeSpec(runtime, "auto", precision, batch, parse_size(max_size)).resolve()
     engine = find_engine(model, s)
-    onnx_path, diff = onnx_for(engine, s)
-    result = {"model": engine.id, "scale": s, "onnx": str(onnx_path), "max_abs_diff": diff,
-              "tolerance": ONNX_TOLERANCE, "runtime": runtime}
+    rt, _ = make_runtime(engine, s, spec, log=lambda line: click.echo(f"vidsr: {line}", err=True))
+    onnx_path, diff = onnx_for(engine, s)  # cached by make_runtime: a lookup here
+    result: dict[str, Any] = {"model": engine.id, "scale": s, "onnx": str(onnx_path), "max_abs_diff": diff,
+                              "tolerance": ONNX_TOLERANCE, "runtime": runtime, "precision": spec.precision}
     if runtime == "tensorrt":
-        from vidsr.runtime.tensorrt_rt import plan_for, profile_for
-
-        prec = "fp16" if precision == "auto" else precision
-        profile = profile_for(engine.arch, s, size, batch)
-        plan, built = plan_for(onnx_path, onnx_facts(engine, s), profile, prec,
-                               lambda line: click.echo(f"vidsr: {line}", err=True))
-        result |= {"plan": str(plan), "built": built, "precision": prec, "profile": profile.facts()}
-    else:
-        result["precision"] = "fp32"
+        result |= {"plan": str(getattr(rt, "plan")), "built": getattr(rt, "built"),  # noqa: B009
+                   "profile": getattr(rt, "profile").facts()}  # noqa: B009
     if as_json:
         emit_json(result)
         return

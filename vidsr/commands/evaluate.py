@@ -13,6 +13,7 @@ from rich.table import Table
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.degradation.spec import SPEC_HELP, Degradation, parse_spec
 from vidsr.errors import UsageError
+from vidsr.runtime.select import RuntimeSpec
 
 
 def _specs(texts: tuple[str, ...]) -> list[Degradation | None]:
@@ -56,7 +57,8 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
     specs = _specs(degrade_specs)
     if not video and (bad := [f for f in folders if not f.is_dir()]):
         raise UsageError(f"{bad[0]}: not a folder of images (clips need --video)")
-    upscaler, engine = build_upscaler(model, s, device, precision, tile, ensemble, runtime, degradation=degradation)
+    upscaler, engine = build_upscaler(model, s, spec=RuntimeSpec(runtime, device, precision), tile=tile,
+                                      ensemble=ensemble, degradation=degradation)
     results: dict[str, dict] = {}
     for spec in specs:
         label = spec.spec() if spec else "clean"

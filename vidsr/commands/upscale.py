@@ -16,6 +16,7 @@ from vidsr.commands.common import build_upscaler, emit_json, model_options, proc
 from vidsr.errors import UsageError
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
+from vidsr.runtime.select import RuntimeSpec
 from vidsr.video.formats import container, default_codec, holds_side_streams
 from vidsr.video.options import check_encode
 from vidsr.video.writer import EncodeOptions
@@ -151,8 +152,9 @@ def upscale(**params: Any) -> None:
     muxer, codec = _check(a)
     condition = assess_input(a.input_path, a.degradation)
     chosen = condition.choice if condition else a.degradation
-    upscaler, engine = build_upscaler(a.model, int(a.scale), a.device, a.precision, a.tile, a.ensemble, a.runtime,
-                                      a.batch, degradation=chosen)
+    spec = RuntimeSpec(a.runtime, a.device, a.precision, a.batch)
+    upscaler, engine = build_upscaler(a.model, int(a.scale), spec=spec, tile=a.tile, ensemble=a.ensemble,
+                                      degradation=chosen)
     summary: dict[str, Any] = {"input": a.input_path, "output": a.output, "model": engine.id, "scale": int(a.scale),
                                "degradation": engine.degradation,
                                "degradation_choice": condition.as_dict() if condition else {"choice": chosen,

@@ -72,8 +72,10 @@ def onnx_for(engine: Any, scale: int) -> tuple[Path, float]:
 class OnnxRuntime:
     path: Path
     threads: int = 0  # 0: ONNX Runtime's default (all cores)
+    max_abs_diff: float | None = None  # the export's check against torch, for reports
     name: str = field(default="onnx", init=False)
     precision: str = field(default="fp32", init=False)
+    device: str = field(default="cpu", init=False)
 
     def __post_init__(self) -> None:
         import onnxruntime as ort

@@ -1,4 +1,5 @@
-"""Which backend runs a model: ``--runtime auto|torch|onnx|tensorrt`` and ``--device auto|cpu|cuda``, resolved.
+"""Which backend runs a model, decided once: a frozen ``RuntimeSpec`` (runtime, device, precision, batch, max
+size), resolved in one step into concrete choices, and ``make_runtime`` building the backend it names.
 
 ``auto`` prefers TensorRT where CUDA and the tensorrt package both exist, then torch on CUDA in fp16, then the
 fastest CPU path. On CPU that is torch with channels_last (bf16 where the CPU has native bf16): measured against
@@ -8,67 +9,104 @@ ONNX Runtime in docs/PERFORMANCE.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import torch
 
 from vidsr.errors import UsageError
+from vidsr.runtime.cpu import has_fast_bf16
 from vidsr.runtime.tensorrt_rt import tensorrt_version
 
 RUNTIMES = ("auto", "torch", "onnx", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_MAX_SIZE = (1920, 1080)  # source frames up to this size run untiled under TensorRT
+# What each backend can run, on top of what the device allows.
+SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32",), "tensorrt": ("fp32", "fp16")}
+
+
+class Runtime(Protocol):
+    """What the upscaler calls: float32 NCHW in [0, 1] in, float32 NCHW out, on ``device``."""
+
+    name: str
+    precision: str
+    device: str
+
+    def run(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """Every choice a backend depends on, as the user gave it (``auto`` allowed) or resolved."""
+
+    runtime: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    batch: int = 1  # largest batch a TensorRT plan takes
+    max_size: tuple[int, int] = DEFAULT_MAX_SIZE  # (W, H): largest source frame a TensorRT plan takes whole
+
+    def resolve(self) -> RuntimeSpec:
+        """The same spec with runtime, device and precision made concrete, or a usage error that says what is
+        missing or impossible."""
+        runtime, device = self._backend()
+        precision = self.precision
+        if precision == "auto":
+            precision = ("fp16" if device == "cuda" and runtime != "onnx" else
+                         "bf16" if runtime == "torch" and has_fast_bf16() else "fp32")
+        if precision not in SUPPORTED[runtime]:
+            raise UsageError(f"--runtime {runtime} runs {' or '.join(SUPPORTED[runtime])}, not --precision "
+                             f"{precision}")
+        if precision == "fp16" and device != "cuda":
+            raise UsageError("--precision fp16 needs --device cuda; on a CPU use fp32 or bf16")
+        return replace(self, runtime=runtime, device=device, precision=precision)
+
+    def _backend(self) -> tuple[str, str]:
+        runtime, device = self.runtime, self.device
+        if runtime == "onnx" and device == "cuda":
+            raise UsageError("--runtime onnx runs on the CPU here; for a GPU use --runtime tensorrt or torch")
+        if device == "cuda" and not cuda_available():
+            raise UsageError("--device cuda: no CUDA device is available (this torch is a CPU build or no GPU)")
+        if runtime == "tensorrt":
+            if tensorrt_version() is None:
+                raise UsageError("--runtime tensorrt: the tensorrt package is not installed "
+                                 "(pip install 'vidsr[tensorrt]')")
+            if not cuda_available() or device == "cpu":
+                raise UsageError("--runtime tensorrt needs a CUDA GPU, and none is available")
+            return "tensorrt", "cuda"
+        if runtime == "onnx":
+            return "onnx", "cpu"
+        dev = device if device != "auto" else ("cuda" if cuda_available() else "cpu")
+        if runtime == "auto" and dev == "cuda" and tensorrt_version() is not None:
+            return "tensorrt", "cuda"
+        return "torch", dev
+
+
 def resolve(runtime: str, device: str) -> tuple[str, str]:
-    """(runtime, device) after ``auto``, or a usage error that says what is missing."""
-    if runtime == "onnx" and device == "cuda":
-        raise UsageError("--runtime onnx runs on the CPU here; for a GPU use --runtime tensorrt or torch")
-    if device == "cuda" and not cuda_available():
-        raise UsageError("--device cuda: no CUDA device is available (this torch is a CPU build or no GPU)")
-    if runtime == "tensorrt":
-        if tensorrt_version() is None:
-            raise UsageError("--runtime tensorrt: the tensorrt package is not installed "
-                             "(pip install 'vidsr[tensorrt]')")
-        if not cuda_available() or device == "cpu":
-            raise UsageError("--runtime tensorrt needs a CUDA GPU, and none is available")
-        return "tensorrt", "cuda"
-    if runtime == "onnx":
-        return "onnx", "cpu"
-    dev = device if device != "auto" else ("cuda" if cuda_available() else "cpu")
-    if runtime == "auto" and dev == "cuda" and tensorrt_version() is not None:
-        return "tensorrt", "cuda"
-    return "torch", dev
+    """(runtime, device) after ``auto``: ``RuntimeSpec(runtime, device).resolve()`` without the precision."""
+    return RuntimeSpec(runtime, device)._backend()
 
 
-def make_runtime(engine: Any, scale: int, runtime: str = "auto", device: str = "auto", precision: str = "auto",
-                 max_size: tuple[int, int] = DEFAULT_MAX_SIZE, batch: int = 1,
-                 log: Callable[[str], None] = lambda _: None) -> tuple[Any, tuple[int, int] | None]:
-    """The runtime object, and the largest network input (H, W) it accepts (None: any size)."""
-    name, dev = resolve(runtime, device)
-    if name == "torch":
+def make_runtime(engine: Any, scale: int, spec: RuntimeSpec,
+                 log: Callable[[str], None] = lambda _: None) -> tuple[Runtime, tuple[int, int] | None]:
+    """The backend ``spec`` names (resolved here if it is not yet), and the largest network input (H, W) it
+    accepts (None: any size). The ONNX graph is exported and checked against torch once, for onnx and tensorrt."""
+    spec = spec.resolve()
+    if spec.runtime == "torch":
         from vidsr.runtime.torch_rt import TorchRuntime
 
-        try:
-            return TorchRuntime(engine.load(scale), dev, precision), None
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    if precision not in ("auto", "fp32") and name == "onnx":
-        raise UsageError(f"--runtime onnx runs fp32; --precision {precision} is for torch or tensorrt")
+        return TorchRuntime(engine.load(scale), spec.device, spec.precision), None
     from vidsr.runtime.onnx_rt import OnnxRuntime, onnx_facts, onnx_for
 
-    onnx_path, _ = onnx_for(engine, scale)
-    if name == "onnx":
-        return OnnxRuntime(onnx_path), None
-    if precision not in ("auto", "fp16", "fp32"):
-        raise UsageError(f"--runtime tensorrt builds fp16 or fp32 plans, not {precision}")
+    onnx_path, diff = onnx_for(engine, scale)
+    if spec.runtime == "onnx":
+        return OnnxRuntime(onnx_path, max_abs_diff=diff), None
     from vidsr.runtime.tensorrt_rt import TensorRTRuntime, plan_for, profile_for
 
-    prec = "fp16" if precision == "auto" else precision
-    profile = profile_for(engine.arch, scale, max_size, batch)
-    plan, _ = plan_for(onnx_path, onnx_facts(engine, scale), profile, prec, log)
-    return TensorRTRuntime(plan, profile, prec), profile.max_hw
+    profile = profile_for(engine.arch, scale, spec.max_size, spec.batch)
+    plan, built = plan_for(onnx_path, onnx_facts(engine, scale), profile, spec.precision, log)
+    return TensorRTRuntime(plan, profile, spec.precision, onnx=onnx_path, built=built), profile.max_hw

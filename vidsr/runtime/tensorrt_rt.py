@@ -134,6 +134,8 @@ class TensorRTRuntime:
     profile: Profile
     precision: str = "fp16"
     device: str = "cuda"
+    onnx: Path | None = None  # the graph the plan was built from, for reports
+    built: bool = False  # the plan was built by this call, not found cached
     name: str = field(default="tensorrt", init=False)
 
     def __post_init__(self) -> None:

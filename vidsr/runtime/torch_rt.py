@@ -9,10 +9,9 @@ from torch import nn
 
 from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` for a TorchRuntime built directly (training, tests); the CLI passes a resolved RuntimeSpec's."""
     if precision != "auto":
         return precision
     if device.startswith("cuda"):
