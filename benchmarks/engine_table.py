@@ -36,9 +36,9 @@ def rows() -> list[str]:
     for e in list_engines():
         m = e.manifest
         for s in e.scales:
-            ev = m.get("eval", {})
+            ev = m.eval
             bar = BARS.get(e.family, {}).get(s)
-            out.append(f"| {e.id} | x{s} | {m['params']:,} | {gflop_per_output_mp(e, s):.1f} | {e.steps_label()} "
+            out.append(f"| {e.id} | x{s} | {m.params:,} | {gflop_per_output_mp(e, s):.1f} | {e.steps_label()} "
                        f"| {e.cpu_hours_label()} | {_cell(ev.get('Set5', {}).get(str(s)))} "
                        f"| {_cell(ev.get('Set14', {}).get(str(s)))} "
                        f"| {f'{bar[0]:.2f} / {bar[1]:.2f}' if bar else '-'} |")
@@ -49,15 +49,14 @@ def curves() -> list[str]:
     out = []
     for e in list_engines():
         m = e.manifest
-        points = m.get("curve", [])
+        points = m.curve
         if not points:
             continue
         out.append(f"{e.id}:")
         for p in points:
             psnrs = " ".join(f"{k} {v:.2f}" for k, v in p.items() if k.startswith("x"))
             out.append(f"  step {p['step']:>6,}  {p['cpu_hours']:>6.2f} CPU-h  {psnrs}")
-        t = m.get("training", {})
-        for change in t.get("recipe_changes", []):
+        for change in m.training.recipe_changes:
             out.append(f"  recipe changed at step {change['step']:,}")
     return out
 

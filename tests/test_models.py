@@ -122,7 +122,8 @@ def test_a_run_in_progress_and_replaced_runs_show_in_the_labels(tmp_path):
     from vidsr.models.engine import Engine
 
     def engine(training):
-        return Engine(tmp_path, {"id": "e", "preset": "srcnn", "training": training})
+        return Engine(tmp_path, {"id": "e", "preset": "srcnn", "arch": "srcnn", "scales": [2],
+                                 "weights_sha256": "0" * 64, "training": training})
 
     assert engine({"steps": 3700, "target_steps": 4000, "cpu_hours": 1.5}).steps_label() == "3,700 of 4,000"
     assert engine({"steps": 4000, "target_steps": 4000, "cpu_hours": 1.5}).steps_label() == "4,000"

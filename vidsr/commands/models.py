@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,18 +26,19 @@ def models(as_json: bool) -> None:
     Example:
       vidsr models
     """
-    rows, labels = [], []
+    rows: list[dict[str, Any]] = []
+    labels: list[tuple[str, str]] = []
     engines = list_engines()
     scales = sorted({s for e in engines for s in e.scales})
     picks = {(s, kind): best_engine(engines, s, kind).id for s in scales for kind in DEGRADATIONS}
     for e in engines:
-        m, t = e.manifest, e.manifest.get("training", {})
+        m, t = e.manifest, e.manifest.training
         for s in e.scales:
             rows.append({"model": e.family, "engine": e.id, "scale": s, "colour": e.arch.colour,
-                         "params": m.get("params"), "gflop_per_mp": round(gflop_per_output_mp(e, s), 1),
+                         "params": m.params, "gflop_per_mp": round(gflop_per_output_mp(e, s), 1),
                          "set5_psnr": e.eval_psnr("Set5", s), "set14_psnr": e.eval_psnr("Set14", s),
-                         "steps": t.get("steps"), "target_steps": t.get("target_steps"),
-                         "cpu_hours": t.get("cpu_hours"), "cpu_hours_with_discarded": t.get("cpu_hours_with_discarded"),
+                         "steps": t.steps, "target_steps": t.target_steps,
+                         "cpu_hours": t.cpu_hours, "cpu_hours_with_discarded": t.cpu_hours_with_discarded,
                          "input": e.degradation, "degraded_psnr": _round(e.degraded_psnr(s)),
                          "auto": picks[(s, e.degradation)] == e.id})
             labels.append((e.steps_label(), e.cpu_hours_label()))

@@ -7,7 +7,6 @@ and only when their sha256 matches the manifest.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from vidsr.errors import UsageError, VidsrError
 from vidsr.files import atomic_write_json
 from vidsr.hashing import sha256_file
 from vidsr.models.flops import gflop_per_output_mp
+from vidsr.models.manifest import EngineManifest
 from vidsr.models.registry import Architecture, architecture
 
 WEIGHTS = "model.safetensors"
@@ -36,27 +36,31 @@ def engines_dir() -> Path:
 @dataclass
 class Engine:
     path: Path
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: EngineManifest = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.manifest, dict):  # a manifest read by hand (tests, tools): validated here too
+            self.manifest = EngineManifest.from_dict(self.manifest, str(self.path / MANIFEST))
 
     @property
     def id(self) -> str:
-        return self.manifest["id"]
+        return self.manifest.id
 
     @property
     def family(self) -> str:
         """The name users type: ``edsr``, ``vdsr``, ``srcnn``, ``mdsr``."""
-        return self.manifest.get("family", self.manifest["arch"])
+        return self.manifest.family
 
     @property
     def arch(self) -> Architecture:
-        return architecture(self.manifest["arch"])
+        return architecture(self.manifest.arch)
 
     @property
     def scales(self) -> tuple[int, ...]:
-        return tuple(self.manifest["scales"])
+        return self.manifest.scales
 
     def build(self) -> nn.Module:
-        return self.arch.build(self.manifest.get("config", {}), self.scales)
+        return self.arch.build(self.manifest.config, self.scales)
 
     def load(self, scale: int) -> nn.Module:
         """The network with its verified weights, set to ``scale``, in eval mode."""
@@ -70,7 +74,7 @@ class Engine:
         path = self.path / WEIGHTS
         if not path.is_file():
             raise VidsrError(f"engine {self.id}: {path} is missing")
-        expected, actual = self.manifest.get("weights_sha256"), sha256_file(path)
+        expected, actual = self.manifest.weights_sha256, sha256_file(path)
         if expected != actual:
             raise VidsrError(f"engine {self.id}: weights sha256 {actual[:12]}… does not match the manifest "
                              f"({str(expected)[:12]}…); refusing to load")
@@ -78,52 +82,44 @@ class Engine:
 
     @property
     def features(self) -> int:
-        return self.arch.widest(self.manifest.get("config", {}))
+        return self.arch.widest(self.manifest.config)
 
     @property
     def degradation(self) -> str:
-        """``real`` for engines trained on degraded inputs (noise, codecs), ``clean`` for MATLAB-bicubic ones."""
-        return self.manifest.get("degradation", {}).get("kind", "clean")
+        return self.manifest.kind
 
     def degraded_psnr(self, scale: int) -> float | None:
-        """Mean Y-PSNR over the eval sets under the degradation the manifest was scored with, or None."""
-        tables = list(self.manifest.get("eval_degraded", {}).values())
-        values = [row["psnr"] for t in tables[:1] for sets in t.values() if (row := sets.get(str(scale)))]
-        return sum(values) / len(values) if values else None
+        return self.manifest.degraded_psnr(scale)
 
     def eval_psnr(self, dataset: str, scale: int) -> float | None:
-        row = self.manifest.get("eval", {}).get(dataset, {}).get(str(scale))
-        return None if row is None else row.get("psnr")
+        return self.manifest.psnr(dataset, scale)
 
     def mean_psnr(self, scale: int) -> float | None:
-        """Mean Y-PSNR over the manifest's eval sets at ``scale`` (Set5 and Set14 for shipped engines), or None."""
-        values = [v for name in self.manifest.get("eval", {}) if (v := self.eval_psnr(name, scale)) is not None]
-        return sum(values) / len(values) if values else None
+        return self.manifest.mean_psnr(scale)
 
     def steps_label(self) -> str:
         """Steps trained, as "3,700 of 4,000" while the schedule is still running, so a partial run reads as one."""
-        t = self.manifest.get("training", {})
-        steps, target = t.get("steps"), t.get("target_steps")
-        if steps is None:
+        t = self.manifest.training
+        if t.steps is None:
             return "-"
-        return f"{steps:,}" if target is None or steps >= target else f"{steps:,} of {target:,}"
+        return f"{t.steps:,}" if t.target_steps is None or t.steps >= t.target_steps else \
+            f"{t.steps:,} of {t.target_steps:,}"
 
     def cpu_hours_label(self) -> str:
         """CPU-hours of the run, plus those of replaced runs, which were spent from the same budget."""
-        t = self.manifest.get("training", {})
-        if "cpu_hours" not in t:
+        t = self.manifest.training
+        if t.cpu_hours is None:
             return "-"
-        discarded = sum(r.get("cpu_hours", 0) for r in t.get("discarded_runs", []))
-        return f"{t['cpu_hours']:.2f}" + (f" + {discarded:.2f} discarded" if discarded else "")
+        discarded = t.discarded_cpu_hours()
+        return f"{t.cpu_hours:.2f}" + (f" + {discarded:.2f} discarded" if discarded else "")
 
 
 def list_engines(root: Path | None = None) -> list[Engine]:
     root = root or engines_dir()
     found = []
     for manifest in sorted(root.glob(f"*/{MANIFEST}")):
-        data = json.loads(manifest.read_text())
         if (manifest.parent / WEIGHTS).is_file():
-            found.append(Engine(manifest.parent, data))
+            found.append(Engine(manifest.parent, EngineManifest.load(manifest)))
     return found
 
 
@@ -199,4 +195,4 @@ def save_engine(folder: Path, engine_id: str, family: str, preset: str, arch: st
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
     manifest = base_manifest(engine_id, family, preset, arch, config, scales, model, weights) | extra
     write_manifest(folder, manifest)
-    return Engine(folder, manifest)
+    return Engine(folder, EngineManifest.from_dict(manifest))

@@ -46,7 +46,7 @@ def max_abs_diff(model: nn.Module, onnx_path: Path, channels: int, size: tuple[i
 
 def onnx_facts(engine: Any, scale: int) -> dict[str, Any]:
     """Everything the exported graph depends on; it names the cached file."""
-    return {"engine": engine.id, "weights_sha256": engine.manifest["weights_sha256"], "scale": scale,
+    return {"engine": engine.id, "weights_sha256": engine.manifest.weights_sha256, "scale": scale,
             "opset": OPSET, "torch": torch.__version__.split("+")[0]}
 
 

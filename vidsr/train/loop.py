@@ -23,6 +23,7 @@ from vidsr.degradation.spec import parse_spec
 from vidsr.errors import VidsrError
 from vidsr.files import atomic_write_bytes, cache_root
 from vidsr.models.engine import MANIFEST, WEIGHTS, Engine, engines_dir
+from vidsr.models.manifest import EngineManifest
 from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
 from vidsr.quality.evaluate import load_set
 from vidsr.quality.images import image_files
@@ -59,10 +60,9 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _engine(engine_id: str) -> Engine:
     folder = engines_dir() / engine_id
-    try:
-        return Engine(folder, json.loads((folder / MANIFEST).read_text()))
-    except OSError:
-        raise VidsrError(f"init_from {engine_id!r}: no engine at {folder}") from None
+    if not (folder / MANIFEST).is_file():
+        raise VidsrError(f"init_from {engine_id!r}: no engine at {folder}")
+    return Engine(folder, EngineManifest.load(folder / MANIFEST))
 
 
 def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None],
@@ -82,7 +82,7 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
         # The upsampler of another scale has other shapes: it is skipped and starts fresh.
         new = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and k not in taken}
         taken |= new
-        used[engine_id] = engine.manifest["weights_sha256"]
+        used[engine_id] = engine.manifest.weights_sha256
         log(f"initialised {len(new)} tensors from {engine_id}")
     model.load_state_dict(taken, strict=False)
     log(f"{len(taken)}/{len(own)} tensors warm-started")
