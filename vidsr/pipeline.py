@@ -22,6 +22,7 @@ from vidsr.files import output_file
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
+from vidsr.video.metadata import Carried, hdr10_of
 from vidsr.video.reader import Hole, VideoReader
 from vidsr.video.writer import EncodeOptions, VideoWriter
 
@@ -72,6 +73,7 @@ class Stats:
     clock: StageClock = field(default_factory=StageClock)
     deinterlaced: int = 0  # frames flagged interlaced that went through the deinterlacer
     holes: list[Hole] = field(default_factory=list)  # frames a damaged input was missing
+    carried: Carried = field(default_factory=Carried)  # metadata carried over, and what the output could not hold
 
     @property
     def frames_lost(self) -> int:
@@ -230,7 +232,9 @@ def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[
             items: Iterator[Any], out_fmt: str, tags: Any, stats: Stats, dst: str | BinaryIO) -> None:
     """Decode, super-resolve and encode every frame into ``dst``, then flush; the writer is aborted on failure."""
     writer = VideoWriter(dst, job.out_format, reader.info, sr.frame_w, sr.out_h, out_fmt, tags, job.encode,
-                         display=job.dst if isinstance(job.dst, str) else None)
+                         display=job.dst if isinstance(job.dst, str) else None, source=reader.container,
+                         cut=(job.start, job.duration), hdr=hdr10_of(first))
+    stats.carried = writer.carried
     try:
         def source() -> Iterator[Any]:
             yield from held

@@ -17,7 +17,7 @@ from vidsr.errors import UsageError
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
 from vidsr.runtime.select import RuntimeSpec
-from vidsr.video.formats import container, default_codec, holds_side_streams
+from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
 from vidsr.video.options import check_encode
 from vidsr.video.writer import EncodeOptions
 
@@ -209,7 +209,8 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str]:
     if a.output != "-" and not a.fmt and not Path(a.output).suffix:
         raise UsageError(f"{a.output}: no file extension to tell the container; add one or give --format")
     muxer = container(a.fmt, a.output)
-    codec = a.codec or default_codec(muxer)
+    deep = not a.codec and a.input_path != "-" and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
+    codec = a.codec or default_codec(muxer, deep)
     check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)
     if a.input_path != "-" and is_image(a.input_path):
         if a.output == "-" or not is_image(a.output):
@@ -252,6 +253,8 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
         progress.stop()
     if a.output == "-":
         sys.stdout.buffer.flush()
+    if not a.quiet and stats.carried.dropped:
+        click.echo(f"vidsr: note: {a.output} cannot hold: {'; '.join(stats.carried.dropped)}", err=True)
     if not a.quiet:
         for h in stats.holes:
             click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
@@ -259,6 +262,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
     return {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
             "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
             "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,
+            "codec": codec, "metadata": stats.carried.as_dict(),
             "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
                       for h in stats.holes]}
 

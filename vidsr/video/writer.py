@@ -11,7 +11,8 @@ import av
 
 from vidsr.errors import UsageError, VidsrError
 from vidsr.video.colour import ColourTags
-from vidsr.video.formats import add_video_stream
+from vidsr.video.formats import VIDEO_ONLY, add_video_stream
+from vidsr.video.metadata import Carried, Hdr10, copy_container, copy_stream_tags
 from vidsr.video.reader import SourceInfo
 
 # Encoders whose quality knob is -crf and speed knob -preset.
@@ -29,7 +30,12 @@ class EncodeOptions:
 
 class VideoWriter:
     def __init__(self, dst: str | BinaryIO, fmt: str | None, src: SourceInfo, width: int, height: int,
-                 pix_fmt: str, tags: ColourTags, options: EncodeOptions, display: str | None = None):
+                 pix_fmt: str, tags: ColourTags, options: EncodeOptions, display: str | None = None,
+                 source: av.container.InputContainer | None = None, cut: tuple[float, float | None] = (0.0, None),
+                 hdr: Hdr10 | None = None):
+        """``source`` is the input container, whose tags, chapters (cut to ``cut``: start, duration) and
+        attachments are carried over; ``hdr`` the source's HDR10 metadata, handed to the encoder."""
+        self.carried = Carried()
         # Messages name the output the user asked for, not the hidden partial it is written to first.
         name = display or (dst if isinstance(dst, str) else "<stdout>")
         try:
@@ -39,7 +45,10 @@ class VideoWriter:
         except av.error.FFmpegError as e:
             raise VidsrError(f"{name}: cannot create output: {e}") from None
         try:
-            self._add_video(src, width, height, pix_fmt, tags, options)
+            self._add_video(src, width, height, pix_fmt, tags, options, hdr)
+            muxer = self.container.format.name
+            if src.stream is not None:
+                copy_stream_tags(src.stream, self.video, muxer, self.carried)
             self.copies: dict[int, av.stream.Stream] = {}
             for s in src.copied:
                 try:
@@ -47,13 +56,16 @@ class VideoWriter:
                 except (ValueError, av.error.FFmpegError) as e:
                     raise UsageError(f"cannot copy {s.type} stream #{s.index} ({s.codec_context.name}) into "
                                      f"{self.container.format.name}: {e}; choose another container or "
-                                     "--no-audio") from None
+                                     f"--no-{'audio' if s.type == 'audio' else 'subtitles'}") from None
+                copy_stream_tags(s, self.copies[s.index], muxer, self.carried)
+            if source is not None and muxer not in VIDEO_ONLY:
+                copy_container(source, self.container, cut[0], cut[1], self.carried)
         except BaseException:
             self.container.close()
             raise
 
     def _add_video(self, src: SourceInfo, width: int, height: int, pix_fmt: str, tags: ColourTags,
-                   o: EncodeOptions) -> None:
+                   o: EncodeOptions, hdr: Hdr10 | None = None) -> None:
         try:
             codec = av.codec.Codec(o.codec, "w")
         except (av.error.FFmpegError, ValueError):
@@ -86,7 +98,12 @@ class VideoWriter:
         if o.preset and o.codec in _PRESET_ENCODERS:
             opts["preset"] = o.preset
         if o.codec == "libx265":
-            opts["x265-params"] = "log-level=error"  # x265 otherwise prints its banner on stderr per run
+            # log-level: x265 otherwise prints its banner on stderr per run; hdr10: the master's ST 2086 and CLL.
+            opts["x265-params"] = "log-level=error" + (f":{hdr.x265_params()}" if hdr else "")
+        if hdr:
+            (self.carried.carried if o.codec == "libx265" else self.carried.dropped).append(
+                "HDR10 mastering display and light level" + ("" if o.codec == "libx265" else
+                                                              f" ({o.codec} is not given them; use libx265)"))
         stream.options = opts
         self.video = stream
         self.tags = tags
