@@ -175,3 +175,25 @@ def test_ffprobe_sees_the_same_fields(vidsr, tmp_path):
                                        check=True).stdout)["frames"][0]
     kinds = {sd["side_data_type"] for sd in frames.get("side_data_list", [])}
     assert {"Mastering display metadata", "Content light level metadata"} <= kinds
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="FFmpeg's CLI is needed to tag a rotation")
+def test_a_display_rotation_is_applied_as_ffmpeg_shows_it(vidsr, tmp_path):
+    from media import make_clip
+
+    flat = make_clip(tmp_path / "flat.mp4", 64, 48, frames=5, audio=False)
+    turned = tmp_path / "phone.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(flat), "-c", "copy", "-metadata:s:v:0", "rotate=90",
+                    str(turned)], check=True)
+    shown = tmp_path / "shown.png"  # FFmpeg's own autorotate: what a player shows
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(turned), "-frames:v", "1", str(shown)], check=True)
+    r = json.loads(vidsr("upscale", turned, "-o", tmp_path / "up.mp4", "-m", "vdsr", "--json", check=0).stdout)
+    assert any("display rotation" in c for c in r["metadata"]["carried"])
+    with av.open(str(tmp_path / "up.mp4")) as c:
+        frame = next(c.decode(video=0))
+    assert (frame.width, frame.height) == (96, 128)
+    import cv2
+
+    want = cv2.cvtColor(cv2.imread(str(shown)), cv2.COLOR_BGR2RGB).astype(int)
+    got = cv2.resize(frame.to_ndarray(format="rgb24"), (48, 64), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(got - want).mean() < 8  # the same picture, upright (a wrong turn differs by ~130)

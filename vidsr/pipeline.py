@@ -235,6 +235,9 @@ def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[
                          display=job.dst if isinstance(job.dst, str) else None, source=reader.container,
                          cut=(job.start, job.duration), hdr=hdr10_of(first))
     stats.carried = writer.carried
+    if reader.rotation:
+        writer.carried.carried.append(f"display rotation ({reader.rotation} degrees), applied to the pictures, "
+                                      "since encoders here take no display matrix")
     try:
         def source() -> Iterator[Any]:
             yield from held

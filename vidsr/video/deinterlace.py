@@ -8,32 +8,34 @@ A network upscales combing as if it were detail, so interlaced archive material 
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
+from typing import Any
 
 import av
 
 MODES = ("off", "auto", "yadif", "bwdif")
 
 
-class Deinterlacer:
-    def __init__(self, stream: av.video.stream.VideoStream, mode: str):
-        self.filter = "bwdif" if mode == "auto" else mode
-        deint = "interlaced" if mode == "auto" else "all"
+class FrameFilter:
+    """FFmpeg filters (a chain of (name, args)) run on decoded frames through PyAV's filter graph, built from the
+    first frame: the decoder is the authority on size and pixel format."""
+
+    def __init__(self, stream: av.video.stream.VideoStream, chain: list[tuple[str, str]]):
         self.time_base = stream.time_base or Fraction(1, 1000)
+        self.chain = chain
         self.graph: av.filter.Graph | None = None
-        self.args = f"mode=send_frame:parity=auto:deint={deint}"
-        self.deinterlaced = 0  # frames the decoder flagged as interlaced (what auto acts on)
 
     def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
         g = av.filter.Graph()
-        # Built from the first frame, not the header: the decoder is the authority on size and pixel format.
-        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format,
-                           time_base=self.time_base)
-        node = g.add(self.filter, self.args)
-        sink = g.add("buffersink")
-        src.link_to(node)
-        node.link_to(sink)
+        node = g.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=self.time_base)
+        for name, args in self.chain:
+            nxt = g.add(name, args)
+            node.link_to(nxt)
+            node = nxt
+        node.link_to(g.add("buffersink"))
         g.configure()
         return g
 
@@ -44,7 +46,7 @@ class Deinterlacer:
                 out = self.graph.pull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-            # The filter works in field time (half the time base); bring timestamps back to the stream's.
+            # A deinterlacer works in field time (half the time base); bring timestamps back to the stream's.
             assert isinstance(out, av.VideoFrame) and out.pts is not None and out.time_base is not None
             out.pts = int(round(out.pts * out.time_base / self.time_base))
             out.time_base = self.time_base
@@ -54,13 +56,44 @@ class Deinterlacer:
         for frame in frames:
             if self.graph is None:
                 self.graph = self._build(frame)
-            self.deinterlaced += bool(frame.interlaced_frame)
+            self._saw(frame)
             self.graph.push(frame)
             yield from self._drain()
 
+    def _saw(self, frame: av.VideoFrame) -> None:
+        pass
+
     def flush(self) -> Iterator[av.VideoFrame]:
-        """The frames the filter still holds (it looks one frame ahead)."""
+        """The frames the filter still holds (bwdif looks one frame ahead)."""
         if self.graph is None:
             return
         self.graph.push(None)
         yield from self._drain()
+
+
+class Deinterlacer(FrameFilter):
+    def __init__(self, stream: av.video.stream.VideoStream, mode: str):
+        deint = "interlaced" if mode == "auto" else "all"
+        super().__init__(stream, [("bwdif" if mode == "auto" else mode, f"mode=send_frame:parity=auto:deint={deint}")])
+        self.deinterlaced = 0  # frames the decoder flagged as interlaced (what auto acts on)
+
+    def _saw(self, frame: av.VideoFrame) -> None:
+        self.deinterlaced += bool(frame.interlaced_frame)
+
+
+def rotation_chain(frame: av.VideoFrame) -> tuple[list[tuple[str, str]], int]:
+    """The filters that show a frame the way its display matrix says (as FFmpeg's own autorotate does), and the
+    rotation in degrees; ([], 0) without a matrix. Encoders here take no display matrix, so the pictures turn."""
+    entries: list[Any] = list(frame.side_data)
+    matrix = next((bytes(sd) for sd in entries if getattr(sd.type, "name", "") == "DISPLAYMATRIX"), None)
+    if matrix is None or len(matrix) < 36:
+        return [], 0
+    m = struct.unpack("<9i", matrix[:36])
+    s0, s1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if not s0 or not s1:
+        return [], 0
+    theta = round(math.degrees(math.atan2(m[1] / s1, m[0] / s0))) % 360  # -av_display_rotation_get, as fftools
+    flip = m[0] * m[4] - m[1] * m[3] < 0
+    chain = {90: [("transpose", "clock")], 180: [("hflip", ""), ("vflip", "")],
+             270: [("transpose", "cclock")]}.get(theta, [])
+    return chain + ([("hflip", "")] if flip else []), theta

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import av
 
 from vidsr.errors import UsageError, VidsrError
-from vidsr.video.deinterlace import Deinterlacer
+from vidsr.video.deinterlace import Deinterlacer, FrameFilter, rotation_chain
 
 HEADER_DURATION = {"matroska", "webm", "mov", "mp4", "avi", "mxf", "asf", "flv"}
 
@@ -161,6 +161,8 @@ class VideoReader:
         self.start, self.duration = start, duration
         self.holes = HoleFinder()
         self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
+        self.rotation: int | None = None  # degrees the display matrix turns the pictures; known at the first frame
+        self.rotator: FrameFilter | None = None
         if not cc.width or not cc.height:
             raise VidsrError(f"{self.name}: video stream has no frame size (corrupt header?)")
         rate = self.stream.average_rate or self.stream.guessed_rate
@@ -257,11 +259,24 @@ class VideoReader:
             if packet.stream.type != "video":
                 yield packet
             elif self.deinterlacer is None:
-                yield from numbered(_video_frames(packet.decode()))
+                yield from self._upright(numbered(_video_frames(packet.decode())))
             else:
-                yield from self.deinterlacer(numbered(_video_frames(packet.decode())))
+                yield from self._upright(self.deinterlacer(numbered(_video_frames(packet.decode()))))
         if self.deinterlacer is not None:
-            yield from self.deinterlacer.flush()
+            yield from self._upright(self.deinterlacer.flush())
+        if self.rotator is not None:
+            yield from self.rotator.flush()
+
+    def _upright(self, frames: Iterable[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """Frames turned as their display matrix says (phones record sideways), decided on the first frame."""
+        for frame in frames:
+            if self.rotation is None:
+                chain, self.rotation = rotation_chain(frame)
+                self.rotator = FrameFilter(self.stream, chain) if chain else None
+            if self.rotator is None:
+                yield frame
+            else:
+                yield from self.rotator([frame])
 
     def _check_complete(self, last_t: float, frames: int, rate: Fraction, end: float | None) -> None:
         """FFmpeg decodes a cut-off file without complaint; compare what we got with what the header promised."""
