@@ -37,7 +37,8 @@ def rows() -> list[str]:
         m = e.manifest
         for s in e.scales:
             ev = m.eval
-            bar = BARS.get(e.family, {}).get(s)
+            # The papers' bars are for clean input; a real engine's are its degraded gains (docs/REAL-FOOTAGE.md).
+            bar = BARS.get(e.family, {}).get(s) if e.degradation == "clean" else None
             out.append(f"| {e.id} | x{s} | {m.params:,} | {gflop_per_output_mp(e, s):.1f} | {e.steps_label()} "
                        f"| {e.cpu_hours_label()} | {_cell(ev.get('Set5', {}).get(str(s)))} "
                        f"| {_cell(ev.get('Set14', {}).get(str(s)))} "
