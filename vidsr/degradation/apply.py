@@ -122,7 +122,7 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
         stream = add_video_stream(muxer, encoder_name, 25)
         stream.width, stream.height, stream.pix_fmt = w + pad_w, h + pad_h, "yuv420p"
         stream.time_base = Fraction(1, 25)
-        stream.options = _encoder_options(d)
+        stream.options = encoder_options(d)
         for i, rgb in enumerate(frames):
             frame = _yuv_frame(rgb)
             frame.pts = i
@@ -137,7 +137,8 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
     return back
 
 
-def _encoder_options(d: Degradation) -> dict[str, object]:
+def encoder_options(d: Degradation) -> dict[str, object]:
+    """The encoder options that make ``d``'s codec, quality and preset, single-threaded for determinism."""
     if d.codec == "h264":
         # x264's lookahead runs threads of its own even at threads=1, and then the faster presets' output
         # varies from run to run (seen at veryfast): both are pinned, so that a seed gives the same bytes.

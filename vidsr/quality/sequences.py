@@ -23,8 +23,9 @@ import av
 import cv2
 import numpy as np
 
-from vidsr.degradation.apply import ENCODERS, _encoder_options, add_noise, downscale, encode_decode, even_crop
+from vidsr.degradation.apply import ENCODERS, add_noise, downscale, encode_decode, encoder_options, even_crop
 from vidsr.degradation.spec import Degradation
+from vidsr.quality.images import read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import psnr, rgb_to_y, shave, ssim
 from vidsr.video.formats import IMAGE_SUFFIXES, add_video_stream
@@ -54,13 +55,7 @@ def _frames_in(folder: Path) -> list[Path]:
 
 
 def _read_frames(folder: Path) -> list[np.ndarray]:
-    frames = []
-    for p in _frames_in(folder)[:MAX_FRAMES]:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read image {p}")
-        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return frames
+    return [read_rgb(p) for p in _frames_in(folder)[:MAX_FRAMES]]
 
 
 def _read_clip(path: Path) -> list[np.ndarray]:
@@ -89,7 +84,7 @@ def write_lr_clip(frames: list[np.ndarray], scale: int, d: Degradation | None, p
         cc = v.codec_context
         cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = BT601
         if d.codec in ENCODERS:
-            v.options = _encoder_options(d)
+            v.options = encoder_options(d)
         for i, rgb in enumerate(lr):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
             frame.pts = i
