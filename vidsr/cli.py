@@ -27,6 +27,7 @@ from vidsr.commands.bench import bench  # noqa: E402
 from vidsr.commands.engine import engine_group  # noqa: E402
 from vidsr.commands.evaluate import eval_command  # noqa: E402
 from vidsr.commands.models import models  # noqa: E402
+from vidsr.commands.serve import serve  # noqa: E402
 from vidsr.commands.train import train  # noqa: E402
 from vidsr.commands.upscale import upscale  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
@@ -125,5 +126,5 @@ def cli(debug: bool) -> None:
     route_ffmpeg_log(bool(_STATE["debug"]))
 
 
-for _command in (upscale, eval_command, train, models, engine_group, bench, batch):
+for _command in (upscale, eval_command, train, models, engine_group, bench, batch, serve):
     cli.add_command(_command)

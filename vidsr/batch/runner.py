@@ -28,14 +28,14 @@ _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
 
 
-def _report(stdout: str) -> dict[str, Any]:
+def last_report(stdout: str) -> dict[str, Any]:
     """The child's last JSON line: its summary, or ``{"error", "exit_code"}`` (VIDSR_ERROR_JSON)."""
     for line in reversed(stdout.strip().splitlines()):
         try:
@@ -55,7 +55,7 @@ def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[s
     cmd = [sys.executable, "-m", "vidsr", "upscale", src, "-o", dst, *args, "--json", "-q", "-y"]
     t = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent)
     with _LIVE_LOCK:
         _LIVE.add(proc)
     try:
@@ -64,7 +64,7 @@ def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[s
         with _LIVE_LOCK:
             _LIVE.discard(proc)
     seconds = round(time.time() - t, 2)
-    report = _report(out)
+    report = last_report(out)
     if proc.returncode != 0:
         last = next((line for line in reversed(err.splitlines()) if line.strip()), "no message")
         reason = (f"killed by signal {-proc.returncode}" if proc.returncode < 0

@@ -16,6 +16,7 @@ from vidsr.commands.common import build_upscaler, emit_json, model_options, proc
 from vidsr.errors import UsageError
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
+from vidsr.progress import JsonProgress
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
 from vidsr.video.options import check_encode
@@ -90,12 +91,14 @@ def check_paths(src: str, dst: str, overwrite: bool) -> None:
 
 
 class Progress:
-    """A rich progress bar on stderr, only when stderr is a terminal and --quiet is off."""
+    """A rich progress bar on stderr, only when stderr is a terminal and --quiet is off; or, with --progress-json,
+    JSON lines on stderr (vidsr.progress) for a parent that shows them."""
 
-    def __init__(self, enabled: bool, label: str):
+    def __init__(self, enabled: bool, label: str, as_json: bool = False):
         self.bar: Any = None
         self.label = label
-        if enabled and sys.stderr.isatty():
+        self.json = JsonProgress() if as_json else None
+        if enabled and not as_json and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -105,17 +108,23 @@ class Progress:
         self.task: Any = None
 
     def start(self, info: Any) -> None:
+        if self.json:
+            self.json.start(info.frames or 0)
         if self.bar:
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=info.frames or None, fps=0.0)
 
     def frame(self, n: int) -> None:
+        if self.json:
+            self.json.frame(n)
         if self.bar and self.task is not None:
             task = self.bar.tasks[0]
             fps = n / task.elapsed if task.elapsed else 0.0
             self.bar.update(self.task, completed=n, fps=fps)
 
     def stop(self) -> None:
+        if self.json:
+            self.json.stop()
         if self.bar:
             self.bar.stop()
 
@@ -129,6 +138,8 @@ class Progress:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
+@click.option("--progress-json", is_flag=True,
+              help='Progress as JSON lines on stderr ({"frame", "frames", "fps"}), for scripts and the web server.')
 def upscale(**params: Any) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
 
@@ -199,6 +210,7 @@ class UpscaleArgs:
     overwrite: bool
     quiet: bool
     as_json: bool
+    progress_json: bool
 
 
 def _check(a: UpscaleArgs) -> tuple[str | None, str]:
@@ -238,7 +250,8 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
         click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}")
+    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}",
+                        as_json=a.progress_json)
     job = UpscaleJob(src=sys.stdin.buffer if a.input_path == "-" else a.input_path,
                      dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
                      in_format=container(a.input_format), out_format=muxer,

@@ -1,0 +1,263 @@
+// The vidsr page: everything goes through the same HTTP API that scripts use (README, "Web platform").
+"use strict";
+
+const state = { media: new Map(), jobs: new Map(), models: null };
+const $ = (sel, root = document) => root.querySelector(sel);
+
+async function api(method, url, body) {
+  const opts = { method, headers: {} };
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  const r = await fetch(url, opts);
+  if (r.status === 401) { location.href = "/login"; throw new Error("sign in first"); }
+  const data = r.status === 204 ? null : await r.json();
+  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+const size = (n) => { const u = ["B", "KB", "MB", "GB", "TB"]; let i = 0; while (n >= 1024 && i < 4) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`; };
+const clock = (s) => { if (s === null || s === undefined) return "–"; s = Math.round(s);
+  const m = Math.floor(s / 60), h = Math.floor(m / 60);
+  return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`; };
+
+function facts(m) {
+  const i = m.info || {};
+  if (m.kind === "frames") return `${i.frames} frames · ${i.fps ? i.fps + " fps" : ""} · ${size(m.size)}`;
+  const parts = [m.kind, size(m.size)];
+  if (i.width) parts.push(`${i.width}×${i.height}`);
+  if (i.codec) parts.push(i.codec);
+  if (m.kind === "video" && i.duration) parts.push(clock(i.duration));
+  return parts.join(" · ");
+}
+
+// library
+function renderLibrary() {
+  const root = $("#library");
+  root.replaceChildren();
+  const items = [...state.media.values()].sort((a, b) => b.created - a.created);
+  $("#empty").hidden = items.length > 0;
+  for (const m of items) {
+    const card = $("#card").content.firstElementChild.cloneNode(true);
+    card.dataset.id = m.id;
+    card.dataset.testid = "media";
+    card.dataset.name = m.name;
+    $(".thumb", card).src = m.urls.thumbnail;
+    $(".name", card).textContent = m.name;
+    $(".facts", card).textContent = facts(m) + (m.source ? ` · from ${state.media.get(m.source)?.name ?? "a deleted file"}` : "");
+    const dl = $('[data-act="download"]', card);
+    dl.href = m.urls.file;
+    dl.setAttribute("download", m.name);
+    $('[data-act="play"]', card).hidden = m.kind === "frames";
+    $('[data-act="compare"]', card).hidden = !(m.source && state.media.has(m.source) && m.kind !== "frames");
+    card.addEventListener("click", (e) => {
+      const act = e.target.dataset.act;
+      if (act && act !== "download") { e.preventDefault(); actions[act](m); }
+    });
+    root.append(card);
+  }
+}
+
+const actions = {
+  play(m) {
+    const body = m.kind === "image" || m.info.codec === "gif"
+      ? el("img", { class: "full", src: m.urls.play, alt: m.name })
+      : el("video", { src: m.urls.play, controls: true, autoplay: true, "data-testid": "player" });
+    if (body.tagName === "VIDEO") body.addEventListener("error", () => {
+      body.replaceWith(el("p", { class: "error" }, "This file cannot play yet: its browser copy is still being made (see Jobs)."));
+    });
+    openDialog(`Play: ${m.name}`, body);
+  },
+  info(m) {
+    const i = m.info, rows = [["name", m.name], ["kind", m.kind], ["size", size(m.size)], ["container", i.format_long || i.format],
+      ["duration", i.duration ? `${i.duration.toFixed(3)} s` : "–"], ["resolution", i.width ? `${i.width}×${i.height}` : "–"],
+      ["frame rate", i.fps ? `${i.fps} fps` : "–"], ["codec", i.codec], ["pixel format", i.pix_fmt],
+      ["colour", Object.entries(i.colour || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "untagged"]];
+    const table = el("table", { class: "info" }, ...rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, String(v ?? "–")))));
+    const streams = el("table", { class: "info" }, el("tr", {}, ...["#", "type", "codec", "details", "language"].map((h) => el("th", {}, h))),
+      ...(i.streams || []).map((s) => el("tr", {}, el("td", {}, String(s.index)), el("td", {}, s.type), el("td", {}, s.codec || "–"),
+        el("td", {}, s.type === "video" ? `${s.width}×${s.height} ${s.pix_fmt} ${s.fps ?? ""} fps` :
+          s.type === "audio" ? `${s.sample_rate} Hz ${s.layout || s.channels + " ch"}` : ""), el("td", {}, s.language || ""))));
+    openDialog(`Info: ${m.name}`, el("div", { "data-testid": "info" }, table, el("h4", {}, "Streams"), streams));
+  },
+  async convert(m) { openDialog(`Convert: ${m.name}`, await convertForm(m)); },
+  compare(m) { openDialog(`Compare: ${m.name}`, compareView(m)); },
+  async delete(m) {
+    if (!confirm(`Delete ${m.name}? Its file is removed from the server.`)) return;
+    try { await api("DELETE", `/api/media/${m.id}`); state.media.delete(m.id); renderLibrary(); }
+    catch (e) { alert(e.message); }
+  },
+};
+
+function openDialog(title, body) {
+  $("#dialog-title").textContent = title;
+  $("#dialog-body").replaceChildren(body);
+  const d = $("#dialog");
+  if (!d.open) d.showModal();
+}
+$("#dialog").addEventListener("close", () => $("#dialog-body").replaceChildren());
+
+// convert: upscale, cut, extract, merge
+async function convertForm(m) {
+  if (!state.models) state.models = await api("GET", "/api/models").catch(() => ({ engines: [], auto: {} }));
+  const choices = m.kind === "frames" ? ["merge"] : m.kind === "image" ? ["upscale"] : ["upscale", "cut", "extract"];
+  const labels = { upscale: "Upscale", cut: "Cut", extract: "Extract frames", merge: "Merge frames into a video" };
+  const action = el("select", { name: "action", "data-testid": "action" }, ...choices.map((c) => el("option", { value: c }, labels[c])));
+  const fields = el("div", { class: "form wide" });
+  const message = el("p", { class: "error wide" });
+  const form = el("form", { class: "form", "data-testid": "convert-form" }, el("label", {}, "Action"), action, fields, message,
+    el("button", { type: "submit", class: "primary wide", "data-testid": "start" }, "Start"));
+  const families = [...new Set(state.models.engines.map((e) => e.family))];
+  const input = (name, attrs = {}) => el("input", { name, ...attrs });
+  const select = (name, values, selected) => el("select", { name }, ...values.map(([v, t]) => el("option", { value: v, selected: v === selected }, t)));
+  const layouts = {
+    upscale: () => [["Model", select("model", [["auto", "auto (best measured)"], ...families.map((f) => [f, f]),
+        ...state.models.engines.map((e) => [e.id, e.id])], "auto")],
+      ["Scale", select("scale", [["2", "×2"], ["3", "×3"], ["4", "×4"]], "2")],
+      ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "noisy / compressed"]], "auto")],
+      ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
+      ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"]], "")],
+        ["Quality (CRF)", input("crf", { type: "number", min: 0, max: 51, value: 18 })],
+        ["Container", select("format", [["mp4", "MP4 (plays in the browser)"], ["mkv", "MKV"]], "mp4")],
+        ["Start (s)", input("start", { type: "number", min: 0, step: "any", placeholder: "0" })],
+        ["Length (s)", input("duration", { type: "number", min: 0, step: "any", placeholder: "all" })]] : [])],
+    cut: () => [["Start (s)", input("start", { type: "number", min: 0, step: "any", value: 0 })],
+      ["Length (s)", input("duration", { type: "number", min: 0.01, step: "any", value: 30 })]],
+    extract: () => [["Every Nth frame", input("every", { type: "number", min: 1, value: 1 })]],
+    merge: () => [["Frame rate", input("fps", { type: "number", min: 0.1, step: "any", value: m.info.fps || 25 })],
+      ["Source's audio", input("audio", { type: "checkbox", checked: true })]],
+  };
+  const draw = () => fields.replaceChildren(...layouts[action.value]().flatMap(([label, node]) => [el("label", {}, label), node]));
+  action.addEventListener("change", draw);
+  draw();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { media: m.id, action: action.value };
+    for (const node of fields.querySelectorAll("input, select")) {
+      if (node.type === "checkbox") body[node.name] = node.checked;
+      else if (node.value !== "") body[node.name] = node.type === "number" || node.name === "scale" ? Number(node.value) : node.value;
+    }
+    try { const job = await api("POST", "/api/jobs", body); state.jobs.set(job.id, job); renderJobs(); $("#dialog").close(); }
+    catch (err) { message.textContent = err.message; }
+  });
+  return form;
+}
+
+// before / after
+function compareView(m) {
+  const source = state.media.get(m.source);
+  const offset = (m.info && m.info.offset) || 0;
+  const before = el("img", { alt: "source" }), after = el("img", { class: "after", alt: "result" });
+  const box = el("div", { class: "compare", "data-testid": "compare" }, before, after,
+    el("span", { class: "label left" }, `source (${source.info.width}×${source.info.height}, scaled by the browser)`),
+    el("span", { class: "label right" }, `result (${m.info.width}×${m.info.height})`));
+  const split = el("input", { type: "range", min: 0, max: 100, value: 50, "aria-label": "split" });
+  split.addEventListener("input", () => { after.style.clipPath = `inset(0 0 0 ${split.value}%)`; });
+  const at = el("input", { type: "number", min: 0, step: "any", value: Math.min(1, (m.info.duration || 0) / 2).toFixed(2), "aria-label": "time" });
+  const load = () => {
+    const t = Number(at.value) || 0;
+    before.src = `/api/media/${source.id}/frame?t=${t + offset}`;
+    after.src = `/api/media/${m.id}/frame?t=${t}`;
+  };
+  at.addEventListener("change", load);
+  load();
+  const controls = el("div", { class: "compare-controls" }, el("label", {}, "Frame at (s) ", at), el("label", {}, "Split "), split);
+  return el("div", {}, m.kind === "video" ? controls : el("div", { class: "compare-controls" }, el("label", {}, "Split "), split), box);
+}
+
+// jobs
+function renderJobs() {
+  const body = $("#jobs tbody");
+  body.replaceChildren();
+  const jobs = [...state.jobs.values()].sort((a, b) => b.created - a.created);
+  $("#no-jobs").hidden = jobs.length > 0;
+  $("#jobs").hidden = jobs.length === 0;
+  for (const j of jobs) {
+    const media = state.media.get(j.media);
+    const o = j.options || {};
+    const what = j.action === "upscale" ? `upscale ×${o.scale} (${o.model || "auto"})` : j.action === "cut" ? `cut ${o.start}s +${o.duration}s`
+      : j.action === "extract" ? `extract every ${o.every}` : j.action === "proxy" ? "browser copy" : `merge at ${o.fps} fps`;
+    const result = j.result && state.media.get(j.result);
+    const cells = [
+      el("td", {}, what),
+      el("td", {}, media ? media.name : "(deleted)"),
+      el("td", { class: `state-${j.state}`, "data-testid": "job-state" }, j.state, j.error ? el("div", { class: "error" }, j.error) : null,
+        j.note && j.state === "queued" ? el("div", { class: "muted" }, j.note) : null),
+      el("td", {}, el("progress", { max: 1, value: j.progress })),
+      el("td", {}, j.frames ? `${j.frame}/${j.frames}` : j.frame ? String(j.frame) : "–"),
+      el("td", {}, j.fps ? j.fps.toFixed(1) : "–"),
+      el("td", {}, j.state === "running" ? clock(j.eta) : "–"),
+      el("td", {}, ["queued", "running"].includes(j.state)
+        ? el("button", { onclick: async () => { try { state.jobs.set(j.id, await api("DELETE", `/api/jobs/${j.id}`)); renderJobs(); } catch (e) { alert(e.message); } } }, "Cancel")
+        : result && j.action !== "proxy" ? el("button", { onclick: () => actions[result.kind === "frames" ? "info" : "play"](result) }, result.kind === "frames" ? "Result" : "Play result") : null),
+    ];
+    body.append(el("tr", { "data-job": j.id, "data-testid": "job" }, ...cells));
+  }
+}
+
+// uploads: one request per file, each with its own progress bar and cancel button
+function upload(file) {
+  const bar = el("progress", { max: 1, value: 0 });
+  const status = el("span", { class: "status" }, "0%");
+  const xhr = new XMLHttpRequest();
+  const cancel = el("button", { onclick: () => xhr.abort() }, "Cancel");
+  const row = el("li", { "data-testid": "upload" }, el("span", {}, file.name), bar, status, cancel);
+  $("#uploads").prepend(row);
+  const end = (cls, text) => { row.className = cls; status.textContent = text; cancel.remove(); };
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) { bar.value = e.loaded / e.total; status.textContent = `${Math.round(100 * e.loaded / e.total)}% of ${size(e.total)}`; }
+  });
+  xhr.upload.addEventListener("load", () => { status.textContent = "checking…"; });
+  xhr.addEventListener("load", () => {
+    let data = {};
+    try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+    if (xhr.status === 201) { state.media.set(data.id, data); renderLibrary(); bar.value = 1; end("done", "added"); }
+    else end("failed", data.error || `failed (HTTP ${xhr.status})`);
+  });
+  xhr.addEventListener("error", () => end("failed", "the connection broke"));
+  xhr.addEventListener("abort", () => end("failed", "cancelled"));
+  xhr.open("POST", "/api/media");
+  const form = new FormData();
+  form.append("file", file);
+  xhr.send(form);
+}
+
+const drop = $("#drop");
+["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+drop.addEventListener("drop", (e) => [...e.dataTransfer.files].forEach(upload));
+$("#picker").addEventListener("change", (e) => { [...e.target.files].forEach(upload); e.target.value = ""; });
+
+// live updates
+async function refresh() {
+  const [media, jobs] = await Promise.all([api("GET", "/api/media"), api("GET", "/api/jobs")]);
+  state.media = new Map(media.map((m) => [m.id, m]));
+  state.jobs = new Map(jobs.map((j) => [j.id, j]));
+  renderLibrary();
+  renderJobs();
+}
+
+function listen() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("hello", () => { $("#live").textContent = "live"; $("#live").classList.add("on"); refresh(); });
+  source.addEventListener("job", (e) => { const { job } = JSON.parse(e.data); state.jobs.set(job.id, job); renderJobs(); });
+  source.addEventListener("media", (e) => {
+    const d = JSON.parse(e.data);
+    if (d.deleted) state.media.delete(d.deleted); else state.media.set(d.media.id, d.media);
+    renderLibrary(); renderJobs();
+  });
+  source.addEventListener("error", () => { $("#live").textContent = "reconnecting…"; $("#live").classList.remove("on"); });
+}
+
+refresh().catch((e) => { $("#live").textContent = e.message; });
+listen();
