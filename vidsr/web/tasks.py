@@ -112,7 +112,7 @@ def _open_video(src: Path) -> tuple[Any, Any, Any]:
 def _expected_frames(video: Any, duration: float | None, container_duration: float | None) -> int:
     rate = float(video.average_rate or video.guessed_rate or 25)
     span = duration if duration is not None else container_duration
-    return int(round(span * rate)) if span else (video.frames or 0)
+    return int(span * rate + 1e-6) if span else (video.frames or 0)  # the last frame lasts to the end
 
 
 def transcode(src: Path, dst: Path, start: float = 0.0, duration: float | None = None, enc: Encode = Encode(),

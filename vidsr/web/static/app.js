@@ -126,6 +126,7 @@ async function convertForm(m) {
       ["Scale", select("scale", [["2", "×2"], ["3", "×3"], ["4", "×4"]], "2")],
       ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "noisy / compressed"]], "auto")],
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
+      ["Self-ensemble", el("label", {}, input("ensemble", { type: "checkbox" }), " 8 flips and turns: a little better, 8× slower")],
       ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"]], "")],
         ["Quality (CRF)", input("crf", { type: "number", min: 0, max: 51, value: 18 })],
         ["Container", select("format", [["mp4", "MP4 (plays in the browser)"], ["mkv", "MKV"]], "mp4")],
@@ -158,11 +159,12 @@ function compareView(m) {
   const source = state.media.get(m.source);
   const offset = (m.info && m.info.offset) || 0;
   const before = el("img", { alt: "source" }), after = el("img", { class: "after", alt: "result" });
-  const box = el("div", { class: "compare", "data-testid": "compare" }, before, after,
+  const divider = el("div", { class: "divider" });
+  const box = el("div", { class: "compare", "data-testid": "compare" }, before, after, divider,
     el("span", { class: "label left" }, `source (${source.info.width}×${source.info.height}, scaled by the browser)`),
     el("span", { class: "label right" }, `result (${m.info.width}×${m.info.height})`));
   const split = el("input", { type: "range", min: 0, max: 100, value: 50, "aria-label": "split" });
-  split.addEventListener("input", () => { after.style.clipPath = `inset(0 0 0 ${split.value}%)`; });
+  split.addEventListener("input", () => { after.style.clipPath = `inset(0 0 0 ${split.value}%)`; divider.style.left = `${split.value}%`; });
   const at = el("input", { type: "number", min: 0, step: "any", value: Math.min(1, (m.info.duration || 0) / 2).toFixed(2), "aria-label": "time" });
   const load = () => {
     const t = Number(at.value) || 0;

@@ -1,0 +1,118 @@
+"""The page in a real browser: headless Chromium (the system's, as .ci/run installs it) driven by Playwright.
+Upload a clip through the file picker, convert it, watch progress reach done, play the result, compare it with the
+source, download it and check the file with PyAV, then delete it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from media import make_clip, probe
+from web_server import Server
+
+CHROMIUM = next((p for p in (os.environ.get("VIDSR_CHROMIUM"), shutil.which("chromium"),
+                             shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+SHOTS = os.environ.get("VIDSR_SCREENSHOTS")  # a folder: the test also takes the docs' screenshots there
+
+
+@pytest.fixture()
+def page(tmp_path, engines):
+    env = dict(os.environ) | {"VIDSR_ENGINES": str(engines), "VIDSR_THREADS": "1"}
+    server = Server(tmp_path / "data", env).start()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(120_000)
+        pg.goto(server.url)
+        pg.wait_for_selector("#live.on")
+        yield pg
+        browser.close()
+    assert server.stop() == 0
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / name))
+
+
+def test_upload_convert_play_compare_download_delete(page, tmp_path):
+    clip = make_clip(tmp_path / "clip.mkv", 64, 48, 12)
+    page.set_input_files("[data-testid=picker]", str(clip))
+    card = page.locator('[data-testid=media][data-name="clip.mkv"]')
+    card.wait_for()
+    assert "64×48" in card.locator(".facts").inner_text()
+    assert page.locator("[data-testid=upload].done").count() == 1
+
+    card.locator('[data-act="convert"]').click()
+    page.select_option("select[name=model]", "edsr-tiny-x2")
+    page.locator("[data-testid=start]").click()
+    row = page.locator("tr[data-testid=job]", has_text="upscale")
+    row.locator("[data-testid=job-state]", has_text="done").wait_for()
+    assert row.locator("progress").evaluate("p => p.value") == 1
+
+    shot(page, "web-library.png")
+    row.get_by_role("button", name="Play result").click()
+    video = page.locator("[data-testid=player]")
+    video.wait_for()
+    page.wait_for_function("() => document.querySelector('[data-testid=player]').currentTime > 0.2")
+    page.keyboard.press("Escape")
+
+    result = page.locator('[data-testid=media][data-name="clip-x2.mp4"]')
+    result.locator('[data-act="compare"]').click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=compare] img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    widths = page.eval_on_selector_all("[data-testid=compare] img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert widths == [64, 128]  # the source's frame and the result's, side by side under the slider
+    shot(page, "web-compare.png")
+    page.keyboard.press("Escape")
+
+    with page.expect_download() as download:
+        result.locator('[data-act="download"]').click()
+    saved = tmp_path / "downloaded.mp4"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "clip-x2.mp4"
+    got = probe(saved)
+    assert got["frames"] == 12 and (got["width"], got["height"]) == (128, 96)
+
+    page.once("dialog", lambda d: d.accept())
+    result.locator('[data-act="delete"]').click()
+    result.wait_for(state="detached")
+
+
+def test_garbage_upload_is_refused_in_the_page(page, tmp_path):
+    junk = tmp_path / "holiday.mp4"
+    junk.write_bytes(b"\x00not a video" * 1000)
+    page.set_input_files("[data-testid=picker]", str(junk))
+    failed = page.locator("[data-testid=upload].failed")
+    failed.wait_for()
+    assert "not a video or image" in failed.inner_text()
+    assert page.locator("[data-testid=media]").count() == 0
+
+
+def test_a_running_job_shows_progress(page, tmp_path):
+    clip = make_clip(tmp_path / "long.mkv", 160, 120, 40)
+    page.set_input_files("[data-testid=picker]", str(clip))
+    card = page.locator('[data-testid=media][data-name="long.mkv"]')
+    card.wait_for()
+    card.locator('[data-act="convert"]').click()
+    page.select_option("select[name=model]", "edsr-tiny-x2")
+    page.select_option("select[name=scale]", "2")
+    page.fill("input[name=crf]", "20")
+    page.check("input[name=ensemble]")  # 8x the work, so that there is time to watch it
+    page.locator("[data-testid=start]").click()
+    row = page.locator("tr[data-testid=job]", has_text="upscale")
+    page.wait_for_function("() => [...document.querySelectorAll('tr[data-testid=job]')].some(r =>"
+                           " r.innerText.includes('upscale') && r.innerText.includes('running')"
+                           " && r.querySelector('progress').value > 0.1)")
+    assert "/40" in row.inner_text()  # frames done of the total, live
+    shot(page, "web-running.png")
+    row.get_by_role("button", name="Cancel").click()
+    row.locator("[data-testid=job-state]", has_text="cancelled").wait_for()
