@@ -16,11 +16,10 @@ from typing import Any
 
 import av
 import numpy as np
-import torch
 
 from vidsr.models.flops import gflop_per_output_mp
 from vidsr.pipeline import UpscaleJob, upscale_video
-from vidsr.runtime.cpu import cpu_model
+from vidsr.runtime.cpu import cpu_model, default_threads
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
@@ -88,7 +87,7 @@ def run_bench(upscaler: Upscaler, engine: Any, size: tuple[int, int], frames: in
     return {
         "model": engine.id, "scale": s, "size": f"{w}x{h}", "output_size": f"{w * s}x{h * s}", "frames": n,
         "batch": batch, "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
-        "threads": torch.get_num_threads(), "cpu": cpu_model(),
+        "threads": getattr(upscaler.runtime, "threads", 0) or default_threads(), "cpu": cpu_model(),
         "infer_fps": round(infer_fps, 4), "e2e_fps": round(e2e_fps, 4),
         "overhead_ratio": round(infer_fps / e2e_fps, 4),
         "seconds_per_frame_infer": round(1 / infer_fps, 3),

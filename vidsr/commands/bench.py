@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.commands.engine import parse_size
-from vidsr.runtime.select import RuntimeSpec
+from vidsr.errors import UsageError
+from vidsr.runtime.openvino_rt import openvino_version
+from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
 
 
 @click.command()
-@model_options
+@model_options(runtimes=(*RUNTIMES, "all"))
 @click.option("--size", default="960x540", show_default=True, help="Source frame size WxH (output is SCALE times).")
 @click.option("--frames", type=click.IntRange(1, 10000), default=8, show_default=True, help="Frames to time.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per inference call.")
@@ -27,13 +31,19 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
     Examples:
       vidsr bench --model edsr --scale 2 --size 960x540 --frames 8
       vidsr bench --model vdsr --runtime onnx --json
+      vidsr bench --model edsr --runtime all --size 320x180     # every CPU runtime here, side by side
     """
     from vidsr.bench import run_bench
     from vidsr.video.writer import EncodeOptions
 
+    encode = EncodeOptions(codec, 18, preset, None)
+    if runtime == "all":
+        _bench_all(model, int(scale), device, precision, tile, degradation, parse_size(size), frames, batch, encode,
+                   as_json)
+        return
     upscaler, engine = build_upscaler(model, int(scale), spec=RuntimeSpec(runtime, device, precision, batch),
                                       tile=tile, degradation=degradation)
-    r = run_bench(upscaler, engine, parse_size(size), frames, batch, EncodeOptions(codec, 18, preset, None))
+    r = run_bench(upscaler, engine, parse_size(size), frames, batch, encode)
     if as_json:
         emit_json(r)
         return
@@ -44,3 +54,35 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
     click.echo(f"  end to end      {r['e2e_fps']:.4f} fps (overhead ratio {r['overhead_ratio']:.3f})")
     click.echo("  stage busy time " + ", ".join(f"{k} {v:.2f} s" for k, v in r["stage_seconds"].items()))
     click.echo(f"  peak RSS        {r['peak_rss_mb']:.0f} MB")
+
+
+def _bench_all(model: str, scale: int, device: str, precision: str, tile: int, degradation: str,
+               size: tuple[int, int], frames: int, batch: int, encode: Any, as_json: bool) -> None:
+    """Every CPU runtime installed here on the same clip, one after another in one process, so that their ratios
+    hold for this machine at this moment. Each runs its own best precision unless --precision names one."""
+    from vidsr.bench import run_bench
+
+    if device == "cuda":
+        raise UsageError("--runtime all measures the CPU runtimes; leave out --device cuda")
+    runs = []
+    for name in CPU_RUNTIMES:
+        if name == "openvino" and openvino_version() is None:
+            continue
+        chosen = precision if precision == "auto" or precision in SUPPORTED[name] else "auto"
+        upscaler, engine = build_upscaler(model, scale, spec=RuntimeSpec(name, "cpu", chosen, batch), tile=tile,
+                                          degradation=degradation)
+        runs.append(run_bench(upscaler, engine, size, frames, batch, encode))
+    best = min(runs, key=lambda r: r["seconds_per_frame_infer"])
+    default = RuntimeSpec("auto", "cpu").resolve().runtime
+    for r in runs:
+        r["vs_fastest"] = round(r["seconds_per_frame_infer"] / best["seconds_per_frame_infer"], 3)
+    if as_json:
+        emit_json({"runs": runs, "fastest": best["runtime"], "auto": default})
+        return
+    first = runs[0]
+    click.echo(f"{first['model']} x{first['scale']} {first['size']} -> {first['output_size']}, {first['threads']} "
+               f"threads, {first['cpu']}; auto runs {default}")
+    click.echo(f"  {'runtime':<18}{'infer s/frame':>14}{'e2e fps':>10}{'e2e/infer':>11}{'vs fastest':>12}")
+    for r in runs:
+        click.echo(f"  {r['runtime'] + '/' + r['precision']:<18}{r['seconds_per_frame_infer']:>14.3f}"
+                   f"{r['e2e_fps']:>10.3f}{r['overhead_ratio']:>11.3f}{r['vs_fastest']:>11.2f}x")

@@ -16,17 +16,21 @@ DEFAULT_MODEL = "auto"
 DEFAULT_SPEC = RuntimeSpec()  # every choice auto
 
 
-def model_options(fn):
-    """--model/--scale/--device/--precision/--tile, the same on every command that runs a model."""
+def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
+    """--model/--scale/--device/--precision/--tile, the same on every command that runs a model. ``runtimes``:
+    the --runtime choices (``vidsr bench`` adds ``all``)."""
+    if fn is None:
+        return lambda f: model_options(f, runtimes=runtimes)
     for option in reversed([
         click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                      help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'. auto: the "
                           "shipped engine that measures best at the scale (marked there)."),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
-        click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
-                     help="auto: tensorrt on a CUDA GPU with tensorrt installed, then torch on CUDA, then torch on "
-                          "the CPU."),
+        click.option("--runtime", type=click.Choice(runtimes), default="auto", show_default=True,
+                     help="auto: tensorrt on a CUDA GPU with tensorrt installed, then torch on CUDA; on a CPU "
+                          "openvino (the fastest measured), else torch." + (
+                              " all: every runtime this machine has, side by side." if "all" in runtimes else "")),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="auto: CUDA when available."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,

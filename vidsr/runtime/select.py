@@ -16,14 +16,17 @@ import torch
 
 from vidsr.errors import UsageError
 from vidsr.runtime.cpu import has_fast_bf16
+from vidsr.runtime.openvino_rt import openvino_version
 from vidsr.runtime.tensorrt_rt import tensorrt_version
 
-RUNTIMES = ("auto", "torch", "onnx", "tensorrt")
+RUNTIMES = ("auto", "torch", "openvino", "onnx", "tensorrt")
+CPU_RUNTIMES = ("openvino", "torch", "onnx")  # what `vidsr bench --runtime all` measures on a CPU
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_MAX_SIZE = (1920, 1080)  # source frames up to this size run untiled under TensorRT
 # What each backend can run, on top of what the device allows.
-SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32",), "tensorrt": ("fp32", "fp16")}
+SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "openvino": ("fp32", "bf16"), "onnx": ("fp32",),
+             "tensorrt": ("fp32", "fp16")}
 
 
 class Runtime(Protocol):
@@ -57,7 +60,7 @@ class RuntimeSpec:
         precision = self.precision
         if precision == "auto":
             precision = ("fp16" if device == "cuda" and runtime != "onnx" else
-                         "bf16" if runtime == "torch" and has_fast_bf16() else "fp32")
+                         "bf16" if runtime in ("torch", "openvino") and has_fast_bf16() else "fp32")
         if precision not in SUPPORTED[runtime]:
             raise UsageError(f"--runtime {runtime} runs {' or '.join(SUPPORTED[runtime])}, not --precision "
                              f"{precision}")
@@ -80,9 +83,17 @@ class RuntimeSpec:
             return "tensorrt", "cuda"
         if runtime == "onnx":
             return "onnx", "cpu"
+        if runtime == "openvino":
+            if device == "cuda":
+                raise UsageError("--runtime openvino runs on the CPU here; for a GPU use --runtime tensorrt or torch")
+            if openvino_version() is None:
+                raise UsageError("--runtime openvino: the openvino package is not installed (pip install openvino)")
+            return "openvino", "cpu"
         dev = device if device != "auto" else ("cuda" if cuda_available() else "cpu")
         if runtime == "auto" and dev == "cuda" and tensorrt_version() is not None:
             return "tensorrt", "cuda"
+        if runtime == "auto" and dev == "cpu" and openvino_version() is not None:
+            return "openvino", "cpu"  # faster than torch on every CPU kind measured (docs/PERFORMANCE.md)
         return "torch", dev
 
 
@@ -105,6 +116,10 @@ def make_runtime(engine: Any, scale: int, spec: RuntimeSpec,
     onnx_path, diff = onnx_for(engine, scale)
     if spec.runtime == "onnx":
         return OnnxRuntime(onnx_path, max_abs_diff=diff), None
+    if spec.runtime == "openvino":
+        from vidsr.runtime.openvino_rt import openvino_for
+
+        return openvino_for(engine, scale, onnx_path, onnx_facts(engine, scale), spec.precision), None
     from vidsr.runtime.tensorrt_rt import TensorRTRuntime, plan_for, profile_for
 
     profile = profile_for(engine.arch, scale, spec.max_size, spec.batch)

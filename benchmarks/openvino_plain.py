@@ -1,0 +1,71 @@
+"""vidsr's default CPU path against plain OpenVINO on the same exported graph, in one run (issue 21's check).
+
+Plain OpenVINO is what a user who exports our ONNX would write: read the graph, compile it for the CPU with the bf16
+hint (where the CPU has bf16) and 2 threads, infer frame after frame. It runs twice, on the dynamic graph as
+exported and on the graph reshaped to the frame size, which also answers whether vidsr should compile per shape.
+Then `vidsr bench`'s own measurement (run_bench, the default runtime) on frames of the same size.
+
+    python benchmarks/openvino_plain.py --model edsr-baseline-x2 --size 960x540 --frames 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import openvino as ov
+
+from vidsr.bench import run_bench
+from vidsr.commands.common import build_upscaler
+from vidsr.models.engine import find_engine
+from vidsr.runtime.cpu import default_threads, has_fast_bf16
+from vidsr.runtime.onnx_rt import onnx_for
+from vidsr.runtime.select import RuntimeSpec
+from vidsr.video.writer import EncodeOptions
+
+
+def plain(onnx_path: str, x: np.ndarray, frames: int, static: bool) -> float:
+    core = ov.Core()
+    model = core.read_model(onnx_path)
+    if static:
+        model.reshape({model.inputs[0]: list(x.shape)})
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if has_fast_bf16() else "f32",
+              "INFERENCE_NUM_THREADS": default_threads()}
+    compiled = core.compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+    request.infer({0: x})  # warm-up, as vidsr bench does
+    t = time.perf_counter()
+    for _ in range(frames):
+        request.infer({0: x})
+    return (time.perf_counter() - t) / frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="edsr-baseline-x2")
+    ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--size", default="960x540")
+    ap.add_argument("--frames", type=int, default=4)
+    a = ap.parse_args()
+    w, h = map(int, a.size.split("x"))
+    engine = find_engine(a.model, a.scale)
+    path, _ = onnx_for(engine, a.scale)
+    upscaler, _ = build_upscaler(a.model, a.scale, spec=RuntimeSpec())
+    net_hw = engine.arch.network_size(h, w, a.scale)
+    x = np.random.default_rng(0).random((1, engine.arch.channels, *net_hw), dtype=np.float32)
+    rows = {"plain_dynamic": plain(str(path), x, a.frames, static=False),
+            "plain_static": plain(str(path), x, a.frames, static=True)}
+    r = run_bench(upscaler, engine, (w, h), a.frames, 1, EncodeOptions("libx264", 18, "medium", None))
+    rows["vidsr_default"] = r["seconds_per_frame_infer"]
+    print(json.dumps({"model": engine.id, "size": a.size, "default_runtime": r["runtime"],
+                      "precision": r["precision"], "threads": r["threads"], "cpu": r["cpu"],
+                      "seconds_per_frame": {k: round(v, 3) for k, v in rows.items()},
+                      "default_vs_plain_dynamic": round(rows["vidsr_default"] / rows["plain_dynamic"], 3),
+                      "default_vs_plain_static": round(rows["vidsr_default"] / rows["plain_static"], 3),
+                      "e2e_over_infer": r["overhead_ratio"]}))
+
+
+if __name__ == "__main__":
+    main()
