@@ -33,14 +33,14 @@ def test_openvino_matches_torch(engines, cache_dir, model, scale, precision):
     assert (got - ref).abs().max().item() <= TOLERANCE[precision]
 
 
-def test_openvino_drives_the_upscaler_like_torch_and_keeps_few_shapes(engines, cache_dir):
+def test_openvino_drives_the_upscaler_like_torch_at_any_tile_size(engines, cache_dir):
     engine = find_engine("edsr", 2, engines)
     rt, _ = make_runtime(engine, 2, RuntimeSpec("openvino", precision="fp32"))
     x = torch.rand(1, 3, 40, 50)
     a = Upscaler(engine.arch, 2, TorchRuntime(engine.load(2), "cpu", "fp32"))(x)
     b = Upscaler(engine.arch, 2, rt, tile=32, overlap=8)(x)  # edge tiles bring several shapes
     assert b.shape == (1, 3, 80, 100) and torch.allclose(a, b, atol=1e-4)
-    assert 1 <= len(rt._compiled) <= openvino_rt.KEEP_SHAPES
+    assert any((cache_dir / "openvino" / "blobs").iterdir())  # OpenVINO's compiled blob, in our cache
 
 
 def test_the_check_against_torch_runs_once_per_facts(engines, cache_dir, monkeypatch):

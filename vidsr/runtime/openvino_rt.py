@@ -3,17 +3,17 @@
 - Precision: bf16 where the CPU has it natively (AMX or AVX-512 bf16), fp32 elsewhere (``--precision``).
 - Threads: ``default_threads()``, so ``VIDSR_THREADS`` from ``vidsr batch --jobs`` is honoured; one stream, latency
   hint, since the pipeline sends one call at a time.
-- Shapes: compiled per input shape, a few kept (video is one size per clip, and a static shape measured faster than
-  the dynamic graph: docs/PERFORMANCE.md). OpenVINO's own cache under ``$VIDSR_CACHE/openvino`` keeps compiled
-  blobs, keyed by OpenVINO from the graph, the shape, the device and every option (so by the engine, its weights,
-  the scale, the precision and the OpenVINO version).
+- Shapes: the exported graph's dynamic N, H, W, compiled once. Reshaping to each clip's frame size measured no
+  faster (benchmarks/openvino_plain.py: 0.922 against 0.926 s/frame at 320x180, and slower at 960x540 on this
+  Zen 5), and every new size (each image of an eval set, each edge tile) would cost a compile. OpenVINO's own cache
+  under ``$VIDSR_CACHE/openvino/blobs`` keeps the compiled blob, keyed by OpenVINO from the graph, the device and
+  every option (so by the engine, its weights, the scale, the precision and the OpenVINO version).
 - Checked against torch fp32 before use, like the ONNX graph; the result is remembered in a sidecar named by the
   same facts, so the check runs once per engine, scale, precision and OpenVINO version.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from vidsr.runtime.cpu import default_threads
 # max |torch fp32 - OpenVINO| on [0, 1] input: fp32 as ONNX Runtime; bf16 keeps 8 bits of mantissa per layer, and
 # its quality is what counts (vidsr eval --runtime openvino, within 0.05 dB of fp32 in docs/PERFORMANCE.md).
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
-KEEP_SHAPES = 4
 
 
 def openvino_version() -> str | None:
@@ -53,30 +52,15 @@ class OpenVinoRuntime:
 
         self.core = ov.Core()
         self.core.set_property({"CACHE_DIR": str(cache_root() / "openvino" / "blobs")})
-        self.model = self.core.read_model(str(self.path))
-        self.config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
-                       "INFERENCE_NUM_THREADS": self.threads or default_threads(), "NUM_STREAMS": 1,
-                       "PERFORMANCE_HINT": "LATENCY"}
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        request = self._compiled.get(shape)
-        if request is None:
-            model = self.model.clone()
-            model.reshape({model.inputs[0]: list(shape)})
-            request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
-            self._compiled[shape] = request
-            while len(self._compiled) > KEEP_SHAPES:
-                self._compiled.popitem(last=False)
-        self._compiled.move_to_end(shape)
-        return request
+        self.threads = self.threads or default_threads()
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                  "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        self.request = self.core.compile_model(str(self.path), "CPU", config).create_infer_request()
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """float32 NCHW in, float32 NCHW out, like every runtime."""
-        data = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        request = self._request(tuple(data.shape))
-        request.infer({0: data})
-        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+        self.request.infer({0: np.ascontiguousarray(x.detach().cpu().float().numpy())})
+        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
 
 
 def openvino_for(engine: Any, scale: int, onnx_path: Path, onnx_facts: dict[str, Any], precision: str,
