@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -96,6 +97,25 @@ def test_garbage_and_corrupt_uploads_get_415_and_nothing_is_kept(server, api, cl
     assert list((server.data / "uploads").iterdir()) == []
     assert server.alive()
     assert api.post("/api/media", content=b"x", headers={"content-type": "text/plain"}).status_code == 400
+
+
+def test_an_upload_cut_off_midway_leaves_nothing(server, api):
+    """The page's cancel button aborts the request: whatever arrived is removed, nothing is listed."""
+    before = len(api.get("/api/media").json())
+    head = (b"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=xx\r\n"
+            b"Content-Length: 4000000\r\n\r\n--xx\r\nContent-Disposition: form-data; name=\"file\"; "
+            b"filename=\"big.mkv\"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.sendall(head + b"\0" * 300_000)
+        deadline = time.time() + 10
+        while not any((server.data / "uploads").iterdir()) and time.time() < deadline:
+            time.sleep(0.05)
+        assert any((server.data / "uploads").iterdir()), "the upload did not stream to disk as it arrived"
+    deadline = time.time() + 10
+    while any((server.data / "uploads").iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list((server.data / "uploads").iterdir()) == []
+    assert len(api.get("/api/media").json()) == before and server.alive()
 
 
 def test_path_tricks_lead_nowhere(server, api, clip):
