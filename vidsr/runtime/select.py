@@ -2,8 +2,8 @@
 size), resolved in one step into concrete choices, and ``make_runtime`` building the backend it names.
 
 ``auto`` prefers TensorRT where CUDA and the tensorrt package both exist, then torch on CUDA in fp16, then the
-fastest CPU path. On CPU that is torch with channels_last (bf16 where the CPU has native bf16): measured against
-ONNX Runtime in docs/PERFORMANCE.md.
+fastest CPU path: OpenVINO where it is installed (bf16 where the CPU has native bf16), else torch with channels_last;
+measured side by side with ONNX Runtime in docs/PERFORMANCE.md (`vidsr bench --runtime all`).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class RuntimeSpec:
         if runtime == "auto" and dev == "cuda" and tensorrt_version() is not None:
             return "tensorrt", "cuda"
         if runtime == "auto" and dev == "cpu" and openvino_version() is not None:
-            return "openvino", "cpu"  # faster than torch on every CPU kind measured (docs/PERFORMANCE.md)
+            return "openvino", "cpu"  # fastest or level on the Zen 5 and Sapphire Rapids measured (PERFORMANCE.md)
         return "torch", dev
 
 
