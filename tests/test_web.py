@@ -261,6 +261,17 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path, env):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+def test_a_busy_port_and_a_busy_data_folder_are_one_line_each(server, env, tmp_path):
+    base = [sys.executable, "-m", "vidsr", "serve"]
+    p = subprocess.run([*base, "--data", str(tmp_path / "other"), "--port", str(server.port)], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 1 and "choose another --port" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run([*base, "--data", str(server.data), "--port", "0"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 2 and "another vidsr serve" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert server.alive()
+
+
 def test_token_origin_host_and_limits(tmp_path, env, clip):
     s = Server(tmp_path / "data", env, "--max-upload", "8K", token="s3cret-token").start()
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 
 import click
 
-from vidsr.errors import UsageError
+from vidsr.errors import UsageError, VidsrError
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -19,6 +20,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port in use, said in one line before the data folder is locked (uvicorn would log a traceback-like line)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as e:
+            raise VidsrError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
 
 
 @click.command()
@@ -64,6 +76,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, token: str 
     limits = Limits(parse_size(max_upload) if max_upload else None, parse_size(min_free))
     hosts = frozenset() if token else frozenset(LOOPBACK_NAMES | {host.strip("[]").lower()})
     config = ServeConfig(data=data, workers=workers, token=token, limits=limits, allowed_hosts=hosts)
+    _check_port(host, port)
     state = open_state(config)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"vidsr: serving http://{shown}:{port} (data: {data}, {workers} worker(s)); Ctrl-C stops", err=True)
