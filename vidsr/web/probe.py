@@ -131,8 +131,7 @@ def playable(suffix: str, streams: list[dict[str, Any]]) -> bool:
 def frame_at(path: Path, seconds: float = 0.0) -> np.ndarray:
     """The RGB frame shown at ``seconds`` (the first one at or after it; the last if the file ends first)."""
     with av.open(str(path)) as c:
-        video = c.streams.video[0]
-        video.thread_type = "AUTO"
+        video = c.streams.video[0]  # one thread: a single frame needs no more, and frame threads can hang at close
         if seconds > 0 and video.time_base:
             c.seek(int(seconds / video.time_base), stream=video, backward=True)
         chosen = None
@@ -165,7 +164,9 @@ def png_of(rgb: np.ndarray) -> bytes:
 def main(argv: list[str]) -> int:
     """Child entry: ``FILE THUMB``: probe FILE, write its thumbnail to THUMB, print the Probe as JSON (or
     {"error"}, exit 1). ``--frame FILE SECONDS``: that frame as PNG on stdout."""
-    av.logging.set_level(av.logging.PANIC)
+    # No Python log callback (PyAV's default, None): with one set, a decoder thread logging while the main thread
+    # frees the codec waits for the GIL that the main thread holds, and the probe hangs (seen: 1 in ~30 uploads).
+    av.logging.set_level(None)
     if argv[0] == "--frame":
         try:
             sys.stdout.buffer.write(png_of(frame_at(Path(argv[1]), float(argv[2]))))

@@ -238,7 +238,7 @@ def _stop(_signum: int, _frame: Any) -> None:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
-    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_level(None)  # no Python log callback: see vidsr.web.probe (FFmpeg's own messages go to stderr)
     action, src, dst, options = argv[0], Path(argv[1]), Path(argv[2]), json.loads(argv[3])
     enc = Encode(int(options.get("crf", 18)), str(options.get("preset", "veryfast")))
     try:
