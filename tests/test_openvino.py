@@ -53,13 +53,13 @@ def test_the_check_against_torch_runs_once_per_facts(engines, cache_dir, monkeyp
         raise AssertionError("checked again although the sidecar is fresh")
 
     with monkeypatch.context() as m:
-        m.setattr(openvino_rt, "max_abs_diff", fail)
+        m.setattr(openvino_rt, "diff_against_torch", fail)
         rt, _ = make_runtime(engine, 2, RuntimeSpec("openvino", precision="fp32"))
     assert rt.max_abs_diff is not None and rt.max_abs_diff <= TOLERANCE["fp32"]
     make_runtime(engine, 2, RuntimeSpec("openvino", precision="bf16"))  # another fact: another check
     assert len(list((cache_dir / "openvino").glob("*.check"))) == 2
     checks[0].write_bytes(b"tampered\n")  # a check whose bytes changed is stale: checked again
-    monkeypatch.setattr(openvino_rt, "max_abs_diff", fail)
+    monkeypatch.setattr(openvino_rt, "diff_against_torch", fail)
     with pytest.raises(AssertionError, match="checked again"):
         make_runtime(engine, 2, RuntimeSpec("openvino", precision="fp32"))
 

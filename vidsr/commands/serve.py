@@ -65,7 +65,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, token: str 
     import uvicorn
 
     from vidsr.web.app import ServeConfig, create_app, open_state
-    from vidsr.web.library import Limits, data_home, parse_size
+    from vidsr.web.library import Limits, data_home, parse_bytes
 
     if not is_loopback(host) and not token:
         raise UsageError(f"--host {host} would serve anyone who can reach this machine; give --token as well "
@@ -73,7 +73,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int, token: str 
     if token is not None and len(token) < 8:
         raise UsageError("--token is too short to guard anything; use 8 characters or more")
     data = (data_dir or data_home()).expanduser()
-    limits = Limits(parse_size(max_upload) if max_upload else None, parse_size(min_free))
+    limits = Limits(parse_bytes(max_upload) if max_upload else None, parse_bytes(min_free))
     hosts = frozenset() if token else frozenset(LOOPBACK_NAMES | {host.strip("[]").lower()})
     config = ServeConfig(data=data, workers=workers, token=token, limits=limits, allowed_hosts=hosts)
     _check_port(host, port)

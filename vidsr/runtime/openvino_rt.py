@@ -24,6 +24,7 @@ import torch
 from vidsr.errors import VidsrError
 from vidsr.runtime.cache import cache_root, is_fresh, key_of, read_sidecar, store
 from vidsr.runtime.cpu import default_threads
+from vidsr.runtime.onnx_rt import diff_against_torch
 
 # max |torch fp32 - OpenVINO| on [0, 1] input: fp32 as ONNX Runtime; bf16 keeps 8 bits of mantissa per layer, and
 # its quality is what counts (vidsr eval --runtime openvino, within 0.05 dB of fp32 in docs/PERFORMANCE.md).
@@ -72,7 +73,7 @@ def openvino_for(engine: Any, scale: int, onnx_path: Path, onnx_facts: dict[str,
     if is_fresh(check, facts):
         rt.max_abs_diff = float((read_sidecar(check) or {})["max_abs_diff"])
         return rt
-    diff = max_abs_diff(engine.load(scale), rt, engine.arch.channels)
+    diff = diff_against_torch(engine.load(scale), rt, engine.arch.channels)
     if not diff <= TOLERANCE[precision]:
         raise VidsrError(f"OpenVINO ({precision}) runs {engine.id} x{scale} {diff:.2e} away from torch "
                          f"(> {TOLERANCE[precision]:g}); not using it")
@@ -80,11 +81,3 @@ def openvino_for(engine: Any, scale: int, onnx_path: Path, onnx_facts: dict[str,
     rt.max_abs_diff = diff
     return rt
 
-
-def max_abs_diff(model: torch.nn.Module, rt: OpenVinoRuntime, channels: int, size: tuple[int, int, int] = (1, 37, 29),
-                 seed: int = 0) -> float:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(size[0], channels, size[1], size[2], generator=g)
-    with torch.inference_mode():
-        ref = model.eval().float()(x).numpy()
-    return float(np.abs(ref - rt.run(x).numpy()).max())

@@ -142,15 +142,21 @@ class Database:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    # media
-    def add_media(self, media: Media) -> None:
-        values = _columns(media)
-        self._run(f"INSERT INTO media ({','.join(values)}) VALUES ({','.join('?' * len(values))})",
+    def _insert(self, table: str, record: Any) -> None:
+        values = _columns(record)
+        self._run(f"INSERT INTO {table} ({','.join(values)}) VALUES ({','.join('?' * len(values))})",
                   tuple(values.values()))
 
+    def _one(self, table: str, cls: type, row_id: str) -> Any:
+        rows = self._run(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
+        return _row(cls, rows[0]) if rows else None
+
+    # media
+    def add_media(self, media: Media) -> None:
+        self._insert("media", media)
+
     def media(self, media_id: str) -> Media | None:
-        rows = self._run("SELECT * FROM media WHERE id = ?", (media_id,))
-        return _row(Media, rows[0]) if rows else None
+        return self._one("media", Media, media_id)
 
     def all_media(self) -> list[Media]:
         return [_row(Media, r) for r in self._run("SELECT * FROM media ORDER BY created DESC")]
@@ -163,13 +169,10 @@ class Database:
 
     # jobs
     def add_job(self, job: Job) -> None:
-        values = _columns(job)
-        self._run(f"INSERT INTO jobs ({','.join(values)}) VALUES ({','.join('?' * len(values))})",
-                  tuple(values.values()))
+        self._insert("jobs", job)
 
     def job(self, job_id: str) -> Job | None:
-        rows = self._run("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return _row(Job, rows[0]) if rows else None
+        return self._one("jobs", Job, job_id)
 
     def jobs(self, media_id: str | None = None) -> list[Job]:
         if media_id:

@@ -29,6 +29,7 @@ import numpy as np
 
 from vidsr.errors import UsageError
 from vidsr.web.db import Database, Media, new_id
+from vidsr.web.probe import THUMB_WIDTH
 
 ID = re.compile(r"^[0-9a-f]{16}$")
 PROBE_TIMEOUT_S = 120
@@ -54,7 +55,7 @@ class Limits:
     min_free: int = 512 * 2**20  # bytes the data disk keeps free
 
 
-def parse_size(text: str) -> int:
+def parse_bytes(text: str) -> int:
     """``500M``, ``2G``, ``1.5T`` or plain bytes."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.I)
     if not m:
@@ -214,8 +215,6 @@ def _probe(path: Path, thumb: Path) -> dict[str, Any]:
 
 
 def _zip_thumbnail(path: Path, thumb: Path) -> None:
-    from vidsr.web.probe import THUMB_WIDTH
-
     with zipfile.ZipFile(path) as z:
         first = min(z.namelist())
         bgr = cv2.imdecode(np.frombuffer(z.read(first), np.uint8), cv2.IMREAD_COLOR)

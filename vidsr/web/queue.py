@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsr.batch.runner import die_with_parent, last_report
+from vidsr.runtime.cpu import default_threads
 from vidsr.web.db import FINAL_STATES, Database, Job, Media, new_id
 from vidsr.web.library import COPY, Library, NotMediaError
 from vidsr.web.options import JobRequest, command_args
@@ -37,7 +38,7 @@ class JobQueue:
         self.library = library
         self.workers = workers
         self.publish = publish
-        self.threads_per_job = max(1, (os.cpu_count() or 1) // workers)
+        self.threads_per_job = max(1, default_threads() // workers)
         self._wake = threading.Condition()
         self._stopping = False
         self._children: dict[str, subprocess.Popen] = {}
