@@ -59,11 +59,14 @@ def processing_options(fn):
                                                       "slower."),
         click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Frames per inference call."),
-        click.option("--codec", default=None, help="Video encoder: libx264 [default], libx265, ffv1, rawvideo "
-                                                   "(y4m), ..."),
+        click.option("--codec", default=None,
+                     help="Video encoder: libx264, libx265 (10-bit/HDR sources), ffv1, rawvideo (y4m), "
+                          "h264_nvenc, hevc_nvenc, av1_nvenc, ... [auto: NVENC when the model runs on CUDA and "
+                          "NVENC starts, else libx264 (libx265 for 10-bit/HDR)]."),
         click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
-                     help="Quality for x264/x265/AV1."),
-        click.option("--preset", default="medium", show_default=True, help="Encoder speed preset."),
+                     help="Quality for x264/x265/AV1; NVENC's constant-quality level (cq) the same."),
+        click.option("--preset", default="medium", show_default=True,
+                     help="Encoder speed preset (x264's names; NVENC maps them to p1-p7 or takes p1-p7)."),
         click.option("--pix-fmt", default=None, help="Output pixel format [as the input: yuv420p, yuv420p10le, "
                                                      "...]."),
         click.option("--format", "fmt", default=None,

@@ -19,6 +19,7 @@ from vidsr.logs import quiet_ffmpeg
 from vidsr.progress import JsonProgress
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
+from vidsr.video.nvenc import choose_encoder
 from vidsr.video.options import check_encode
 from vidsr.video.writer import EncodeOptions
 
@@ -160,7 +161,7 @@ def upscale(**params: Any) -> None:
     a = UpscaleArgs(**params)
     if a.quiet:
         quiet_ffmpeg()
-    muxer, codec = _check(a)
+    muxer, _, deep = _check(a)
     condition = assess_input(a.input_path, a.degradation)
     chosen = condition.choice if condition else a.degradation
     spec = RuntimeSpec(a.runtime, a.device, a.precision, a.batch)
@@ -175,7 +176,12 @@ def upscale(**params: Any) -> None:
     if a.input_path != "-" and is_image(a.input_path):
         summary |= _run_image(a, upscaler)
     else:
-        summary |= _run_video(a, upscaler, engine.id, muxer, codec)
+        choice = choose_encoder(a.codec, default_codec(muxer, deep), summary["device"], deep,
+                                not holds_side_streams(muxer))
+        if choice.note and not a.quiet:
+            click.echo(f"vidsr: note: {choice.note}", err=True)
+        summary["codec_choice"] = {"codec": choice.codec, "reason": choice.reason}
+        summary |= _run_video(a, upscaler, engine.id, muxer, choice.codec)
     _report(a, summary, f"; input {condition.reason}: {engine.degradation} engine" if condition else "")
 
 
@@ -213,15 +219,16 @@ class UpscaleArgs:
     progress_json: bool
 
 
-def _check(a: UpscaleArgs) -> tuple[str | None, str]:
-    """Every usage error that can be found before work starts; returns the muxer and the encoder."""
+def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
+    """Every usage error that can be found before work starts; returns the muxer, the encoder asked for (or the
+    CPU default) and whether the source is 10-bit or HDR."""
     check_paths(a.input_path, a.output, a.overwrite)
     if a.output == "-" and not a.fmt:
         raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
     if a.output != "-" and not a.fmt and not Path(a.output).suffix:
         raise UsageError(f"{a.output}: no file extension to tell the container; add one or give --format")
     muxer = container(a.fmt, a.output)
-    deep = not a.codec and a.input_path != "-" and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
+    deep = a.input_path != "-" and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
     codec = a.codec or default_codec(muxer, deep)
     check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)
     if a.input_path != "-" and is_image(a.input_path):
@@ -233,7 +240,7 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str]:
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive")
     parse_time(a.start)
-    return muxer, codec
+    return muxer, codec, deep
 
 
 def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
@@ -250,8 +257,8 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
         click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}",
-                        as_json=a.progress_json)
+    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
+                                     f" -> {codec}", as_json=a.progress_json)
     job = UpscaleJob(src=sys.stdin.buffer if a.input_path == "-" else a.input_path,
                      dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
                      in_format=container(a.input_format), out_format=muxer,
@@ -288,6 +295,7 @@ def _report(a: UpscaleArgs, summary: dict[str, Any], why: str) -> None:
         summary["peak_rss_mb"] = round(peak_rss_mb(), 1)
         emit_json(summary, to_stderr=a.output == "-")
     elif not a.quiet and os.environ.get("VIDSR_SUMMARY", "1") != "0":
+        codec = f", {summary['codec']}" if "codec" in summary else ""
         click.echo(f"vidsr: {summary['frames']} frames -> {a.output} in {summary['seconds']:.1f} s "
                    f"({summary['fps']:.2f} fps, {summary['model']} x{a.scale}, {summary['runtime']}/"
-                   f"{summary['precision']}{why})", err=True)
+                   f"{summary['precision']}{codec}{why})", err=True)

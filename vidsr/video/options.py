@@ -8,16 +8,19 @@ import difflib
 import av
 
 from vidsr.errors import UsageError
+from vidsr.video.nvenc import NVENC, NVENC_PRESETS
 
 # What people type for an encoder, and the encoder FFmpeg calls it.
 CODEC_ALIASES = {"h264": "libx264", "x264": "libx264", "avc": "libx264", "h265": "libx265", "hevc": "libx265",
                  "x265": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9", "mpeg2": "mpeg2video"}
 # The range of --crf each encoder accepts (x264 clamps 52-63 silently, x265 fails to open).
+# NVENC's cq 0 means "automatic", not lossless, so it starts at 1.
 CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (0, 63), "libaom-av1": (0, 63),
-             "libvpx-vp9": (0, 63)}
+             "libvpx-vp9": (0, 63), **{c: (1, 51) for c in NVENC}}
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
-PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS, "libsvtav1": tuple(str(i) for i in range(14))}
+PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS, "libsvtav1": tuple(str(i) for i in range(14)),
+           **{c: X26X_PRESETS + NVENC_PRESETS for c in NVENC}}
 COMMON_PIX_FMTS = ("yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le", "nv12", "gray")
 
 

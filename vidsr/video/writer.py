@@ -13,6 +13,7 @@ from vidsr.errors import UsageError, VidsrError
 from vidsr.video.colour import ColourTags
 from vidsr.video.formats import VIDEO_ONLY, add_video_stream
 from vidsr.video.metadata import Carried, Hdr10, copy_container, copy_stream_tags
+from vidsr.video.nvenc import NVENC, nvenc_options
 from vidsr.video.reader import SourceInfo
 
 # Encoders whose quality knob is -crf and speed knob -preset.
@@ -97,6 +98,8 @@ class VideoWriter:
             opts["crf"] = str(o.crf)
         if o.preset and o.codec in _PRESET_ENCODERS:
             opts["preset"] = o.preset
+        if o.codec in NVENC:
+            opts |= nvenc_options(o.crf, o.preset)
         if o.codec == "libx265":
             # log-level: x265 otherwise prints its banner on stderr per run; hdr10: the master's ST 2086 and CLL.
             opts["x265-params"] = "log-level=error" + (f":{hdr.x265_params()}" if hdr else "")
