@@ -17,12 +17,14 @@ from typing import Any, BinaryIO
 import av
 
 from vidsr.clock import StageClock
+from vidsr.device_stages import DeviceFrames
 from vidsr.errors import Cancelled, VidsrError
 from vidsr.files import output_file
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
 from vidsr.video.metadata import Carried, hdr10_of
+from vidsr.video.nvenc import NVENC, nvenc_pix_fmt
 from vidsr.video.reader import Hole, VideoReader
 from vidsr.video.writer import EncodeOptions, VideoWriter
 
@@ -175,6 +177,8 @@ class UpscaleJob:
     on_start: Callable[[Any], None] | None = None  # called with the SourceInfo once the input is open
     on_frame: Callable[[int], None] | None = None  # called with the running frame count
     strict: bool = False  # frames missing from the input are an error, not a warning
+    # Colour work on the model's device, batches overlapped (device_stages); None: where the model runs on CUDA.
+    device_colour: bool | None = None
 
 
 def upscale_video(job: UpscaleJob) -> Stats:
@@ -203,6 +207,11 @@ def upscale_video(job: UpscaleJob) -> Stats:
     tags = tags_of(first, info.stream)
     work_fmt = working_format(first.format.name)
     out_fmt = job.encode.pix_fmt or work_fmt
+    if job.encode.codec in NVENC and not job.encode.pix_fmt:
+        out_fmt = nvenc_pix_fmt(job.encode.codec, work_fmt)
+        if "422" in work_fmt and "422" not in out_fmt:
+            stats.carried.dropped.append(f"4:2:2 chroma ({job.encode.codec} encodes 4:2:0 on most GPUs; "
+                                         "--codec libx264 keeps 4:2:2)")
     sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock, job.compare)
 
     try:
@@ -231,9 +240,12 @@ def _check_holes(job: UpscaleJob, reader: VideoReader, stats: Stats) -> None:
 def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[Any], first: av.VideoFrame,
             items: Iterator[Any], out_fmt: str, tags: Any, stats: Stats, dst: str | BinaryIO) -> None:
     """Decode, super-resolve and encode every frame into ``dst``, then flush; the writer is aborted on failure."""
+    device = getattr(sr.upscaler.runtime, "device", "cpu")
+    on_device = job.device_colour if job.device_colour is not None else device.startswith("cuda")
     writer = VideoWriter(dst, job.out_format, reader.info, sr.frame_w, sr.out_h, out_fmt, tags, job.encode,
                          display=job.dst if isinstance(job.dst, str) else None, source=reader.container,
                          cut=(job.start, job.duration), hdr=hdr10_of(first))
+    writer.carried.dropped[:0] = stats.carried.dropped  # what the choice of pixel format already gave up
     stats.carried = writer.carried
     if reader.rotation:
         writer.carried.carried.append(f"display rotation ({reader.rotation} degrees), applied to the pictures, "
@@ -245,7 +257,11 @@ def _stream(job: UpscaleJob, reader: VideoReader, sr: FrameUpscaler, held: list[
             yield from stats.clock.timed("decode", items)
 
         def transform(q: Iterable[Any]) -> Iterator[Any]:
-            for frames, others in batched(q, job.batch, lambda x: isinstance(x, av.VideoFrame)):
+            batches = batched(q, job.batch, lambda x: isinstance(x, av.VideoFrame))
+            if on_device:
+                yield from DeviceFrames(sr, device).run(batches)
+                return
+            for frames, others in batches:
                 if frames:
                     yield from sr(frames)
                 yield from others

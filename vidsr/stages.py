@@ -73,7 +73,7 @@ class FrameUpscaler:
     def colour(self) -> str:
         return self.upscaler.arch.colour
 
-    def _planes(self, frame: av.VideoFrame) -> list[np.ndarray]:
+    def planes(self, frame: av.VideoFrame) -> list[np.ndarray]:
         if frame.format.name != self.work_fmt or (frame.width, frame.height) != (self.width, self.height):
             # Other layouts (nv12, rgb, a mid-stream size change) go through swscale once, here.
             frame = frame.reformat(width=self.width, height=self.height, format=self.work_fmt)
@@ -81,33 +81,33 @@ class FrameUpscaler:
 
     def network_input(self, frames: list[av.VideoFrame]) -> torch.Tensor:
         """What the upscaler is fed for these frames: the Y plane in [0, 1], or RGB in the stream's own matrix."""
-        return self._network_input([self._planes(f) for f in frames])
+        return self._network_input([self.planes(f) for f in frames])
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         if self.out_w * self.out_h > LARGE_OUTPUT and not self.compare:
             return [self._large(f) for f in frames]
         with self.clock("prepare"):
-            planes = [self._planes(f) for f in frames]
+            planes = [self.planes(f) for f in frames]
             x = self._network_input(planes)
         with self.clock("infer"):
             sr = self.upscaler(x)
         with self.clock("finish"):
             ys, chroma = self._luma_back(sr, planes) if self.colour == "Y" else self._rgb_back(sr)
-            return self._frames(frames, ys, chroma)
+            return self.to_frames(frames, ys, chroma)
 
     def _large(self, frame: av.VideoFrame) -> av.VideoFrame:
         """One frame whose output is larger than 4K, prepared, inferred and finished tile by tile into integer
         output planes, so that no float copy of the whole output frame ever exists (4K -> 8K held 3-7 GB)."""
         with self.clock("prepare"):
-            planes = self._planes(frame)
+            planes = self.planes(frame)
             if self.colour == "RGB":  # chroma at luma resolution, still in integer code values
-                planes = [planes[0]] + [resize_plane(c, self.width, self.height) for c in planes[1:]]
+                planes = [planes[0]] + [resize_plane(c, self.width, self.height, self.in_bits) for c in planes[1:]]
         dtype = np.uint8 if self.out_bits == 8 else np.uint16
         cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
         out_y = np.empty((self.out_h, self.out_w), dtype)
         if self.colour == "Y":
             with self.clock("finish"):
-                out_u, out_v = (self._rescale_bits(resize_plane(c, cw, ch)) for c in planes[1:])
+                out_u, out_v = (self._rescale_bits(resize_plane(c, cw, ch, self.in_bits)) for c in planes[1:])
         else:
             out_u, out_v = np.empty((ch, cw), dtype), np.empty((ch, cw), dtype)
         s, o = self.scale, LARGE_OVERLAP
@@ -163,11 +163,11 @@ class FrameUpscaler:
         if self.colour == "Y":
             return y[:, None] / luma_scale(self.in_bits)
         w, h = self.width, self.height
-        u = torch.from_numpy(np.stack([resize_plane(p[1], w, h) for p in planes]).astype(np.float32))
-        v = torch.from_numpy(np.stack([resize_plane(p[2], w, h) for p in planes]).astype(np.float32))
+        u = torch.from_numpy(np.stack([resize_plane(p[1], w, h, self.in_bits) for p in planes]).astype(np.float32))
+        v = torch.from_numpy(np.stack([resize_plane(p[2], w, h, self.in_bits) for p in planes]).astype(np.float32))
         return yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
 
-    def _frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
+    def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
             planes = [y, u, v]
@@ -190,7 +190,7 @@ class FrameUpscaler:
     def _luma_back(self, y_sr: torch.Tensor, planes: list[list[np.ndarray]]):
         y_sr = y_sr[:, 0] * luma_scale(self.out_bits)
         cw, ch = chroma_size(self.plane_fmt, self.out_w, self.out_h)
-        chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch)) for c in p[1:]) for p in planes]
+        chroma = [tuple(self._rescale_bits(resize_plane(c, cw, ch, self.in_bits)) for c in p[1:]) for p in planes]
         return [to_code(t, self.out_bits) for t in y_sr], chroma
 
     def _rgb_back(self, sr: torch.Tensor):

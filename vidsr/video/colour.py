@@ -105,11 +105,14 @@ def chroma_size(fmt: str, width: int, height: int) -> tuple[int, int]:
     return (width + (1 << sx) - 1) >> sx, (height + (1 << sy) - 1) >> sy
 
 
-def resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bicubic resize of one integer plane, kept in its own dtype (used for chroma)."""
+def resize_plane(plane: np.ndarray, width: int, height: int, bits: int = 8) -> np.ndarray:
+    """Bicubic resize of one integer plane of ``bits`` bits, kept in its own dtype (used for chroma)."""
     if plane.shape == (height, width):
         return plane
-    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_CUBIC)
+    out = cv2.resize(plane, (width, height), interpolation=cv2.INTER_CUBIC)
+    # OpenCV saturates 16-bit planes at 65535: bicubic overshoot at a sharp 10-bit edge would leave codes above
+    # 1023, which no 10-bit format holds.
+    return np.minimum(out, (1 << bits) - 1, out=out) if bits not in (8, 16) else out
 
 
 def _levels(bits: int, rng: int) -> tuple[float, float, float, float]:
