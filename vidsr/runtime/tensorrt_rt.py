@@ -151,7 +151,6 @@ class TensorRTRuntime:
         modes = {n: self.engine.get_tensor_mode(n) for n in names}
         self.input = next(n for n in names if modes[n] == trt.TensorIOMode.INPUT)
         self.output = next(n for n in names if modes[n] == trt.TensorIOMode.OUTPUT)
-        self.stream = torch.cuda.Stream(device=self.device)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """float32 NCHW in, float32 NCHW out on the input's device; batches above the profile are split."""
@@ -163,15 +162,16 @@ class TensorRTRuntime:
         return torch.cat(parts).to(x.device)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.cuda.stream(self.stream):
-            xin = x.to(self.device, torch.float32, non_blocking=True).contiguous()
-            if not self.context.set_input_shape(self.input, tuple(xin.shape)):
-                raise VidsrError(f"TensorRT rejected input shape {tuple(xin.shape)}")
-            y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32,
-                            device=self.device)
-            self.context.set_tensor_address(self.input, xin.data_ptr())
-            self.context.set_tensor_address(self.output, y.data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise VidsrError("TensorRT execution failed")
-        self.stream.synchronize()
+        # The caller's stream, not one of our own: the input was made on it (device_stages prepares frames there)
+        # and the output is used on it, so stream order alone keeps both safe, with no host synchronisation that
+        # would stall the next frame's upload.
+        stream = torch.cuda.current_stream(self.device)
+        xin = x.to(self.device, torch.float32, non_blocking=True).contiguous()
+        if not self.context.set_input_shape(self.input, tuple(xin.shape)):
+            raise VidsrError(f"TensorRT rejected input shape {tuple(xin.shape)}")
+        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32, device=self.device)
+        self.context.set_tensor_address(self.input, xin.data_ptr())
+        self.context.set_tensor_address(self.output, y.data_ptr())
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise VidsrError("TensorRT execution failed")
         return y
