@@ -37,6 +37,16 @@ def test_a_seed_gives_the_same_degradation_and_another_seed_another():
     assert outs[0][0] != outs[2][0]
 
 
+def test_kernel_weights_steer_the_draws_and_bad_weights_are_refused():
+    ranges = DegradationRanges.from_table({"kernels": {"area": 3.0, "gaussian": 1.0, "bicubic": 0.0}})
+    rng = np.random.default_rng(0)
+    drawn = [ranges.draw(rng, 2).kernel for _ in range(400)]
+    assert "bicubic" not in drawn and 0.65 < drawn.count("area") / 400 < 0.85  # 3:1, so about 0.75
+    for bad in ({"area": -1.0}, {"area": 0.0}, {"box": 1.0}):
+        with pytest.raises(ValueError, match="kernels"):
+            DegradationRanges.from_table({"kernels": bad})
+
+
 def test_every_codec_is_deterministic_for_a_seed():
     hr = even_crop(texture(), 2)
     for spec in ("kernel=area,noise=3,h264:crf=30", "hevc:crf=30", "mpeg2:q=8", "jpeg:q=40",

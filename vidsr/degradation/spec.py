@@ -144,7 +144,8 @@ class DegradationRanges:
     than encoding on the fly: docs/REAL-FOOTAGE.md); ``val`` is the spec the curve is scored under.
     """
 
-    kernels: tuple[str, ...] = ("bicubic", "bilinear", "area", "gaussian")
+    # A list (drawn uniformly) or a table of weights, as ``codecs``: {area = 0.6, bicubic = 0.15, ...}.
+    kernels: tuple[str, ...] | dict[str, float] = ("bicubic", "bilinear", "area", "gaussian")
     blur: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, times scale / 2
     noise_prob: float = 0.6
     noise: tuple[float, float] = (0.0, 8.0)
@@ -180,8 +181,10 @@ class DegradationRanges:
         bad = [k for k in self.kernels if k not in KERNELS] + [c for c in self.codecs if c not in CODECS]
         if bad:
             raise ValueError(f"{where}: unknown kernels or codecs {bad}")
-        if not self.codecs or min(self.codecs.values()) < 0 or sum(self.codecs.values()) <= 0:
-            raise ValueError(f"{where}: codecs needs non-negative weights that add up to more than 0")
+        for name, table in (("codecs", self.codecs), ("kernels", self.kernels)):
+            values = list(table.values()) if isinstance(table, dict) else [1.0] * len(table)
+            if not values or min(values) < 0 or sum(values) <= 0:
+                raise ValueError(f"{where}: {name} needs non-negative weights that add up to more than 0")
         if self.variants < 1 or self.frames < 1:
             raise ValueError(f"{where}: variants and frames must be at least 1")
         parse_spec(self.val)
@@ -195,10 +198,11 @@ class DegradationRanges:
 
     def draw(self, rng: np.random.Generator, scale: int) -> Degradation:
         """One degradation from these ranges; the same generator state gives the same draw."""
-        kernel = self.kernels[int(rng.integers(len(self.kernels)))]
-        names = list(self.codecs)
-        weights = np.array([self.codecs[c] for c in names], dtype=np.float64)
-        codec = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        if isinstance(self.kernels, dict):
+            kernel = _weighted(self.kernels, rng)
+        else:  # a list draws as it always has, so that the caches and engines made from one stay reproducible
+            kernel = self.kernels[int(rng.integers(len(self.kernels)))]
+        codec = _weighted(self.codecs, rng)
         quality = {"h264": self.h264_crf, "hevc": self.hevc_crf, "mpeg2": self.mpeg2_q,
                    "jpeg": self.jpeg_q}.get(codec, (0, 0))
         u = rng.uniform(size=6)
@@ -218,3 +222,9 @@ class DegradationRanges:
             pan=(float(rng.uniform(-self.pan, self.pan)), float(rng.uniform(-self.pan, self.pan))),
             zoom=float(rng.uniform(-self.zoom, self.zoom)),
         )
+
+
+def _weighted(table: dict[str, float], rng: np.random.Generator) -> str:
+    names = list(table)
+    weights = np.array([table[n] for n in names], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
