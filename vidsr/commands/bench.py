@@ -18,7 +18,8 @@ from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
 @click.option("--size", default="960x540", show_default=True, help="Source frame size WxH (output is SCALE times).")
 @click.option("--frames", type=click.IntRange(1, 10000), default=8, show_default=True, help="Frames to time.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Frames per inference call.")
-@click.option("--codec", default="libx264", show_default=True, help="Encoder for the end-to-end run.")
+@click.option("--codec", default="libx264", show_default=True,
+              help="Encoder for the end-to-end run (h264_nvenc, hevc_nvenc, av1_nvenc on an NVIDIA GPU).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset for the end-to-end run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: str, scale: str, runtime: str, device: str, precision: str, tile: int, degradation: str,
@@ -32,6 +33,7 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
       vidsr bench --model edsr --scale 2 --size 960x540 --frames 8
       vidsr bench --model vdsr --runtime onnx --json
       vidsr bench --model edsr --runtime all --size 320x180     # every CPU runtime here, side by side
+      vidsr bench --model edsr --device cuda --codec h264_nvenc --frames 96   # GPU: network alone vs end to end
     """
     from vidsr.bench import run_bench
     from vidsr.video.writer import EncodeOptions
@@ -51,7 +53,9 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
                f"{r['threads']} threads, {r['cpu']}")
     click.echo(f"  inference only  {r['infer_fps']:.4f} fps ({r['seconds_per_frame_infer']:.2f} s/frame, "
                f"{r['gflops']:.1f} GFLOP/s of {r['gflop_per_frame']:.0f} GFLOP/frame)")
-    click.echo(f"  end to end      {r['e2e_fps']:.4f} fps (overhead ratio {r['overhead_ratio']:.3f})")
+    click.echo(f"  end to end      {r['e2e_fps']:.4f} fps (overhead ratio {r['overhead_ratio']:.3f}, {r['codec']})")
+    if "network_fps" in r:
+        click.echo(f"  network alone   {r['network_fps']:.4f} fps (end to end is {r['e2e_over_network']:.2f}x of it)")
     click.echo("  stage busy time " + ", ".join(f"{k} {v:.2f} s" for k, v in r["stage_seconds"].items()))
     click.echo(f"  peak RSS        {r['peak_rss_mb']:.0f} MB")
 
