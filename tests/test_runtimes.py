@@ -195,3 +195,16 @@ def test_engine_build_goes_through_the_runtime_upscale_uses(vidsr):
     assert r["precision"] == "fp32" and r["max_abs_diff"] <= r["tolerance"]
     bad = vidsr("engine", "build", "--model", "edsr", "--runtime", "onnx", "--precision", "fp16", check=2)
     assert b"fp16" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_torch_compile_runtime_matches_eager_torch(engines):
+    """--runtime torch-compile: the same numbers as eager torch, through the same upscaler, compiled once a shape."""
+    engine = find_engine("edsr", 2, engines)
+    rt, _ = make_runtime(engine, 2, RuntimeSpec("torch-compile", "cpu", "fp32"))
+    assert rt.name == "torch-compile" and rt.precision == "fp32"
+    eager = TorchRuntime(engine.load(2), "cpu", "fp32")
+    x = torch.rand(1, 3, 20, 28)
+    up = Upscaler(engine.arch, 2, rt)
+    assert torch.allclose(up(x), Upscaler(engine.arch, 2, eager)(x), atol=1e-5)
+    y = torch.rand(1, 3, 20, 28)  # the same shape again: the compiled graph is reused, and gives y's result
+    assert torch.allclose(up(y), Upscaler(engine.arch, 2, eager)(y), atol=1e-5)

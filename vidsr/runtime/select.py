@@ -19,13 +19,14 @@ from vidsr.runtime.cpu import has_fast_bf16
 from vidsr.runtime.openvino_rt import openvino_version
 from vidsr.runtime.tensorrt_rt import tensorrt_version
 
-RUNTIMES = ("auto", "torch", "openvino", "onnx", "tensorrt")
+RUNTIMES = ("auto", "torch", "torch-compile", "openvino", "onnx", "tensorrt")
 CPU_RUNTIMES = ("openvino", "torch", "onnx")  # what `vidsr bench --runtime all` measures on a CPU
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_MAX_SIZE = (1920, 1080)  # source frames up to this size run untiled under TensorRT
 # What each backend can run, on top of what the device allows.
-SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "openvino": ("fp32", "bf16"), "onnx": ("fp32",),
+SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "torch-compile": ("fp32", "bf16", "fp16"),
+             "openvino": ("fp32", "bf16"), "onnx": ("fp32",),
              "tensorrt": ("fp32", "fp16")}
 
 
@@ -60,7 +61,7 @@ class RuntimeSpec:
         precision = self.precision
         if precision == "auto":
             precision = ("fp16" if device == "cuda" and runtime != "onnx" else
-                         "bf16" if runtime in ("torch", "openvino") and has_fast_bf16() else "fp32")
+                         "bf16" if runtime in ("torch", "torch-compile", "openvino") and has_fast_bf16() else "fp32")
         if precision not in SUPPORTED[runtime]:
             raise UsageError(f"--runtime {runtime} runs {' or '.join(SUPPORTED[runtime])}, not --precision "
                              f"{precision}")
@@ -94,7 +95,7 @@ class RuntimeSpec:
             return "tensorrt", "cuda"
         if runtime == "auto" and dev == "cpu" and openvino_version() is not None:
             return "openvino", "cpu"  # fastest or level on the Zen 5 and Sapphire Rapids measured (PERFORMANCE.md)
-        return "torch", dev
+        return ("torch-compile" if runtime == "torch-compile" else "torch"), dev
 
 
 def resolve(runtime: str, device: str) -> tuple[str, str]:
@@ -107,10 +108,11 @@ def make_runtime(engine: Any, scale: int, spec: RuntimeSpec,
     """The backend ``spec`` names (resolved here if it is not yet), and the largest network input (H, W) it
     accepts (None: any size). The ONNX graph is exported and checked against torch once, for onnx and tensorrt."""
     spec = spec.resolve()
-    if spec.runtime == "torch":
+    if spec.runtime in ("torch", "torch-compile"):
         from vidsr.runtime.torch_rt import TorchRuntime
 
-        return TorchRuntime(engine.load(scale), spec.device, spec.precision), None
+        return TorchRuntime(engine.load(scale), spec.device, spec.precision,
+                            compiled=spec.runtime == "torch-compile"), None
     from vidsr.runtime.onnx_rt import OnnxRuntime, onnx_facts, onnx_for
 
     onnx_path, diff = onnx_for(engine, scale)
