@@ -20,5 +20,7 @@ for size in 960x540 1920x1080; do
     done
     timeout 300 vidsr bench --model "$model" --scale 2 --device cuda --runtime torch-compile --size "$size" \
       --frames "$frames" --codec h264_nvenc --json || echo "{\"model\": \"$model\", \"runtime\": \"torch-compile\", \"failed\": $?}"
+    [ "$size" = 960x540 ] && { timeout 300 vidsr bench --model "$model" --scale 2 --device cuda --size "$size" \
+      --frames "$frames" --batch 4 --codec h264_nvenc --json || echo "{\"model\": \"$model\", \"batch\": 4, \"failed\": $?}"; }
   done
 done

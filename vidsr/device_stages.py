@@ -52,8 +52,10 @@ class DeviceFrames:
         self.streams = tuple(torch.cuda.Stream(self.dev) for _ in range(3)) if self.cuda else ()
         self.chroma_w, self.chroma_h = chroma_size(self.sr.plane_fmt, self.sr.out_w, self.sr.out_h)
 
-    def handles(self, frames: list[av.VideoFrame]) -> bool:
-        """Outputs above 4K and --compare views take the CPU path (tiled into integer planes; built on the CPU)."""
+    @property
+    def whole_frames(self) -> bool:
+        """False for outputs above 4K and --compare views, which take the CPU path (tiled into integer planes;
+        built on the CPU)."""
         return not self.sr.compare and self.sr.out_w * self.sr.out_h <= LARGE_OUTPUT
 
     def run(self, batches: Iterable[tuple[list[av.VideoFrame], list[Any]]]) -> Iterator[Any]:
@@ -66,7 +68,7 @@ class DeviceFrames:
                 else:
                     yield from others
                 continue
-            if not self.handles(frames):
+            if not self.whole_frames:
                 while pending:
                     yield from self._collect(pending.popleft())
                 yield from self.sr(frames)

@@ -156,6 +156,7 @@ def upscale(**params: Any) -> None:
       vidsr upscale archive.mxf -o archive-x2.mkv --deinterlace auto --codec ffv1
       vidsr upscale cctv.mp4 -o cctv-x2.mp4 --degradation real      # noisy, compressed footage
       vidsr upscale clip.mp4 -o qa.mp4 --compare split
+      vidsr upscale in.mp4 -o out.mp4 --device cuda --codec hevc_nvenc --crf 20   # NVIDIA GPU: hardware encode
       vidsr upscale photo.png -o photo-x2.png
     """
     a = UpscaleArgs(**params)
