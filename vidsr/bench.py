@@ -56,11 +56,14 @@ def decoded_frames(path: Path) -> list[av.VideoFrame]:
         return list(c.decode(video=0))
 
 
+def _frame_upscaler(upscaler: Upscaler, first: av.VideoFrame) -> FrameUpscaler:
+    fmt = working_format(first.format.name)
+    return FrameUpscaler(upscaler, fmt, fmt, tags_of(first, None), first.width, first.height)
+
+
 def infer_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) -> tuple[float, int]:
     """Seconds to run the network on every frame, fed exactly as the pipeline feeds it, nothing else counted."""
-    first = frames[0]
-    fmt = working_format(first.format.name)
-    sr = FrameUpscaler(upscaler, fmt, fmt, tags_of(first, None), first.width, first.height)
+    sr = _frame_upscaler(upscaler, frames[0])
     inputs = [sr.network_input(frames[i:i + batch]) for i in range(0, len(frames), batch)]
     upscaler(inputs[0][:1])  # warm-up: first-call allocations and kernel selection are not steady state
     t = time.perf_counter()
@@ -74,10 +77,7 @@ def network_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) ->
     pipeline's overlap has to keep up with on a GPU (on a CPU it is inference only)."""
     import torch
 
-    first = frames[0]
-    fmt = working_format(first.format.name)
-    sr = FrameUpscaler(upscaler, fmt, fmt, tags_of(first, None), first.width, first.height)
-    x = sr.network_input(frames[:batch]).to(upscaler.runtime.device)
+    x = _frame_upscaler(upscaler, frames[0]).network_input(frames[:batch]).to(upscaler.runtime.device)
     upscaler(x)
     torch.cuda.synchronize()
     calls = max(1, len(frames) // batch)

@@ -45,9 +45,10 @@ def nvenc_pix_fmt(codec: str, work_fmt: str) -> str:
     """The pixel format ``codec`` is fed for frames in ``work_fmt``: the same where it reads it, else the same
     depth and subsampling in the layout NVENC reads, else 4:2:0 of the same depth."""
     supported = {f.name for f in av.codec.Codec(codec, "w").video_formats or []}
-    for fmt in (work_fmt, _NVENC_LAYOUT.get(work_fmt, "")):
-        if fmt in supported and "422" not in work_fmt:
-            return fmt
+    if "422" not in work_fmt:
+        for fmt in (work_fmt, _NVENC_LAYOUT.get(work_fmt, "")):
+            if fmt in supported:
+                return fmt
     deep = av.VideoFormat(work_fmt).components[0].bits > 8
     return "p010le" if deep else "yuv420p"
 
@@ -87,7 +88,7 @@ def choose_encoder(asked: str | None, default: str, device: str, deep: bool, mux
         why = nvenc_error(asked, fmt)
         if why:
             raise VidsrError(f"--codec {asked}: NVENC cannot start here ({why}); it needs an NVIDIA GPU with "
-                                   f"its driver and a free encoder session; use --codec {default}")
+                             f"its driver and a free encoder session; use --codec {default}")
         return EncoderChoice(asked, "asked for")
     if asked:
         return EncoderChoice(asked, "asked for")
