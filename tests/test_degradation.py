@@ -11,7 +11,7 @@ from test_train import recipe, run
 from vidsr.degradation.apply import degrade, even_crop
 from vidsr.degradation.detect import assess_video, noise_sigma
 from vidsr.degradation.spec import DegradationRanges, parse_spec
-from vidsr.models.engine import save_engine
+from vidsr.models.engine import best_engine, save_engine
 from vidsr.models.registry import ARCHITECTURES
 from vidsr.quality.metrics import psnr
 from vidsr.train.data import load_degraded_pairs, sample_batch
@@ -121,38 +121,66 @@ def test_noise_estimate_tracks_added_noise():
 
 
 @pytest.fixture()
-def both_kinds(tmp_path, engines, monkeypatch):
-    """The tiny engines plus a tiny 'real' EDSR x2, each with a measured table, in their own engines folder."""
+def every_kind(tmp_path, engines, monkeypatch):
+    """The tiny engines plus tiny clean, real and heavy EDSR x2s, each with a measured table, in their own
+    engines folder."""
     import shutil
 
     root = tmp_path / "engines"
     shutil.copytree(engines, root)
     arch = ARCHITECTURES["edsr"]
-    for eid, real in (("edsr-clean-x2", False), ("edsr-real-x2", True)):
+    for eid, kind in (("edsr-clean-x2", "clean"), ("edsr-real-x2", "real"), ("edsr-heavy-x2", "heavy")):
         model = arch.build(TINY["edsr"], (2,))
-        extra = {"eval": {"Set5": {"2": {"psnr": 40.0}}}}
-        if real:
-            extra |= {"degradation": {"kind": "real"}, "eval_degraded": {"x": {"Set5": {"2": {"psnr": 30.0}}}},
+        extra: dict = {"eval": {"Set5": {"2": {"psnr": 40.0}}}}
+        if kind != "clean":
+            extra |= {"degradation": {"kind": kind}, "eval_degraded": {"x": {"Set5": {"2": {"psnr": 30.0}}}},
                       "eval": {"Set5": {"2": {"psnr": 20.0}}}}
         save_engine(root / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model, **extra)
     monkeypatch.setenv("VIDSR_ENGINES", str(root))
     return root
 
 
-def test_auto_picks_real_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vidsr, tmp_path, both_kinds, env):
-    env["VIDSR_ENGINES"] = str(both_kinds)
+def test_auto_picks_heavy_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vidsr, tmp_path, every_kind, env):
+    env["VIDSR_ENGINES"] = str(every_kind)
     noisy = make_clip(tmp_path / "cctv.mp4", 96, 64, frames=6, audio=False, crf_noise=(35, 6))
     lossless = make_clip(tmp_path / "master.mkv", 96, 64, frames=6, codec="ffv1", audio=False)
     picks = {}
     for clip in (noisy, lossless):
         p = vidsr("upscale", clip, "-o", tmp_path / f"{clip.stem}-x2.mkv", "--json", check=0)
         picks[clip.stem] = json.loads(p.stdout)
-    assert picks["cctv"]["model"] == "edsr-real-x2" and picks["cctv"]["degradation_choice"]["choice"] == "real"
+    assert picks["cctv"]["model"] == "edsr-heavy-x2" and picks["cctv"]["degradation_choice"]["choice"] == "heavy"
     assert picks["master"]["model"] == "edsr-clean-x2"
     assert "lossless" in picks["master"]["degradation_choice"]["reason"]
     forced = vidsr("upscale", lossless, "-o", tmp_path / "forced.mkv", "--degradation", "real", "--json", check=0)
     assert json.loads(forced.stdout)["model"] == "edsr-real-x2"
     assert assess_video(noisy).noise_sigma > assess_video(lossless).noise_sigma
+
+
+def test_the_rule_orders_clean_real_heavy_by_rate_and_noise():
+    from vidsr.degradation.detect import HEAVY_ABOVE_NOISE, HEAVY_BELOW_BPP, REAL_BELOW_BPP, decide
+
+    quiet = HEAVY_ABOVE_NOISE / 4
+    assert decide("h264", REAL_BELOW_BPP * 1.1, quiet).choice == "clean"
+    assert decide("h264", (REAL_BELOW_BPP + HEAVY_BELOW_BPP) / 2, quiet).choice == "real"
+    assert decide("h264", HEAVY_BELOW_BPP * 0.9, quiet).choice == "heavy"
+    assert decide("h264", None, quiet).choice == "real"  # lossy at an unknown rate: the middle way
+    assert decide("ffv1", None, quiet).choice == "clean"
+    noisy = decide("ffv1", None, HEAVY_ABOVE_NOISE + 1)
+    assert noisy.choice == "heavy" and "noisy" in noisy.reason
+
+
+def test_a_kind_without_an_engine_at_a_scale_falls_back_to_the_milder_one(every_kind):
+    import shutil
+
+    from vidsr.models.engine import find_engine, list_engines
+
+    assert best_engine(list_engines(every_kind), 2, "heavy").id == "edsr-heavy-x2"
+    assert find_engine("edsr", 2, every_kind, degradation="heavy").id == "edsr-heavy-x2"
+    shutil.rmtree(every_kind / "edsr-heavy-x2")
+    assert best_engine(list_engines(every_kind), 2, "heavy").id == "edsr-real-x2"
+    assert find_engine("edsr", 2, every_kind, degradation="heavy").id == "edsr-real-x2"
+    shutil.rmtree(every_kind / "edsr-real-x2")
+    assert best_engine(list_engines(every_kind), 2, "heavy").degradation == "clean"
 
 
 def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
@@ -181,3 +209,10 @@ def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
     bad.write_text(path.read_text().replace("variants = 1", "variants = 1\nwobble = 2"))
     with pytest.raises(ValueError, match="unknown keys"):
         load_recipe(bad)
+
+
+def test_a_recipe_kind_names_the_use_without_changing_the_cache_key():
+    heavy = DegradationRanges.from_table({"kind": "heavy", "variants": 2})
+    assert heavy.kind == "heavy" and heavy.sha256() == DegradationRanges(variants=2).sha256()
+    with pytest.raises(ValueError, match="kind must be one of real, heavy"):
+        DegradationRanges.from_table({"kind": "clean"})

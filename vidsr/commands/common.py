@@ -41,9 +41,10 @@ def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
                           "memory; below 64 it gets very slow."),
         click.option("--degradation", type=click.Choice(("auto", *DEGRADATIONS)), default="auto",
                      show_default=True,
-                     help="Which engines: clean (sharp, lossless sources) or real (trained on noisy, compressed "
-                          "footage). auto: upscale measures the input (codec, bits per pixel, noise) and picks; "
-                          "elsewhere clean."),
+                     help="Which engines: clean (sharp, lossless sources), real (trained on compressed, "
+                          "slightly noisy footage) or heavy (heavily compressed, noisy footage such as CCTV "
+                          "recorders'; the real engine where a scale has no heavy one). auto: upscale measures the "
+                          "input (codec, bits per pixel, noise) and picks; elsewhere clean."),
     ]):
         fn = option(fn)
     return fn

@@ -50,7 +50,8 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
     \b
     Examples:
       vidsr eval --model edsr --scale 2 ../shared/data/test/Set5 ../shared/data/test/Set14
-      vidsr eval --degradation real --degrade kernel=area,noise=3,h264:crf=30 ../shared/data/test/Set14
+      vidsr eval --degradation heavy --degrade kernel=area,noise=3,h264:crf=30 ../shared/data/test/Set14
+      vidsr eval --degradation real --degrade kernel=area,h264:crf=23 ../shared/data/test/Set14
       vidsr eval --video --degrade kernel=area,h264:crf=30 pans/
     """
     s = int(scale)

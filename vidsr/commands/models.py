@@ -18,9 +18,9 @@ from vidsr.models.flops import gflop_per_output_mp
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def models(as_json: bool) -> None:
     """List the shipped engines: scales, colour mode, size, cost and measured quality. `input` says what each
-    engine is for: clean sources, or real (noisy, compressed) footage, where `degraded` is its Y-PSNR on Set5 and
-    Set14 under the degradation it was scored with (docs/REAL-FOOTAGE.md). The `auto` column marks the engine that
-    `--model auto` (the default) runs at each scale for each kind of input.
+    engine is for: clean sources, real (compressed) or heavy (heavily compressed, noisy) footage, where `degraded`
+    is its Y-PSNR on Set5 and Set14 under the degradation it was scored with (docs/REAL-FOOTAGE.md). The `auto`
+    column marks the engine that `--model auto` (the default) runs at each scale for each kind of input.
 
     \b
     Example:

@@ -49,7 +49,7 @@ def assess_input(input_path: str, degradation: str):
         return None
     if input_path == "-":
         return InputCondition("unknown", False, None, 0.0, "clean", "a pipe is not probed; --degradation real "
-                                                                   "for compressed or noisy input")
+                                                                   "or heavy for compressed or noisy input")
     try:
         return assess_image(input_path) if is_image(input_path) else assess_video(input_path)
     except (av.error.FFmpegError, ValueError, IndexError):
@@ -154,7 +154,7 @@ def upscale(**params: Any) -> None:
       cat in.mkv | vidsr upscale - -o - --format matroska > out.mkv
       ffmpeg -i in.mp4 -f yuv4mpegpipe - | vidsr upscale - -o - --format y4m | ffmpeg -i - out.mp4
       vidsr upscale archive.mxf -o archive-x2.mkv --deinterlace auto --codec ffv1
-      vidsr upscale cctv.mp4 -o cctv-x2.mp4 --degradation real      # noisy, compressed footage
+      vidsr upscale cctv.mp4 -o cctv-x2.mp4 --degradation heavy     # noisy, heavily compressed footage
       vidsr upscale clip.mp4 -o qa.mp4 --compare split
       vidsr upscale in.mp4 -o out.mp4 --device cuda --codec hevc_nvenc --crf 20   # NVIDIA GPU: hardware encode
       vidsr upscale photo.png -o photo-x2.png

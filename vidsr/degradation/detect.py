@@ -1,9 +1,10 @@
-"""``--degradation auto``: is this input clean enough for the clean engines, or does it need the real ones?
+"""``--degradation auto``: is this input clean enough for the clean engines, or does it need the real or the
+heavy ones?
 
 Three facts decide, all cheap: the codec (lossless or not), the bits per pixel it spends, and a noise estimate
-on the first frames' luma. The thresholds come from the measurements in docs/REAL-FOOTAGE.md, where the real
-engines beat the clean ones on every lossy input at or below ``REAL_BELOW_BPP`` and on every input noisier than
-``REAL_ABOVE_NOISE``; above that rate the clean ones win or tie.
+on the first frames' luma. The thresholds come from the measurements in docs/REAL-FOOTAGE.md: the real engines
+beat the clean ones on every lossy input below ``REAL_BELOW_BPP`` (above it the clean ones win or tie), and the
+heavy ones beat the real ones below ``HEAVY_BELOW_BPP`` and on every input noisier than ``HEAVY_ABOVE_NOISE``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ LOSSLESS = {"ffv1", "rawvideo", "png", "apng", "bmp", "tiff", "huffyuv", "ffvhuf
 # H.264 CRF 18 (0.81 bits/pixel) and won 0.40 at CRF 23 (0.54); on lossless input it lost 1.24 dB clean and tied
 # (+0.05) at noise sigma 3, whose estimate was 2.5, while clean images' estimates reached 2 on textured content.
 REAL_BELOW_BPP = 0.65  # lossy streams spending less than this many bits per pixel go to the real engines
-REAL_ABOVE_NOISE = 4.0  # luma noise sigma (8-bit levels) above which any input goes to them
+HEAVY_BELOW_BPP = 0.44  # and those under this to the heavy ones, where a scale has one
+HEAVY_ABOVE_NOISE = 4.0  # luma noise sigma (8-bit levels) above which any input goes to the heavy ones
 PROBE_FRAMES = 5
 
 
@@ -58,16 +60,20 @@ def noise_sigma(y: np.ndarray) -> float:
 
 
 def decide(codec: str, bits_per_pixel: float | None, sigma: float) -> InputCondition:
+    """Which kind of engine suits an input with this codec, rate and luma noise: ``clean``, ``real`` (lightly to
+    moderately compressed) or ``heavy`` (heavily compressed or noisy); the reason says which fact decided."""
     lossless = codec in LOSSLESS
-    if sigma > REAL_ABOVE_NOISE:
-        choice, reason = "real", f"noisy (luma sigma {sigma:.1f} > {REAL_ABOVE_NOISE})"
+    rate = "unknown bit rate" if bits_per_pixel is None else f"{bits_per_pixel:.3f} bits/pixel"
+    if sigma > HEAVY_ABOVE_NOISE:
+        choice, reason = "heavy", f"noisy (luma sigma {sigma:.1f} > {HEAVY_ABOVE_NOISE})"
     elif lossless:
         choice, reason = "clean", f"lossless {codec}, luma sigma {sigma:.1f}"
+    elif bits_per_pixel is not None and bits_per_pixel < HEAVY_BELOW_BPP:
+        choice, reason = "heavy", f"heavily compressed ({codec}, {rate} < {HEAVY_BELOW_BPP})"
     elif bits_per_pixel is None or bits_per_pixel < REAL_BELOW_BPP:
-        rate = "unknown bit rate" if bits_per_pixel is None else f"{bits_per_pixel:.3f} bits/pixel"
         choice, reason = "real", f"compressed ({codec}, {rate} < {REAL_BELOW_BPP})"
     else:
-        choice, reason = "clean", f"{codec} at {bits_per_pixel:.3f} bits/pixel (>= {REAL_BELOW_BPP}), little noise"
+        choice, reason = "clean", f"{codec} at {rate} (>= {REAL_BELOW_BPP}), little noise"
     return InputCondition(codec, lossless, bits_per_pixel, sigma, choice, reason)
 
 

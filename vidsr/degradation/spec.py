@@ -135,6 +135,9 @@ def _number(item: str, text: str, kind: type) -> Any:
         raise ValueError(f"{item!r}: {text!r} is not a number") from None
 
 
+ENGINE_KINDS = ("real", "heavy")  # what a [degradation] recipe's engine is for; "clean" engines have no table
+
+
 @dataclass(frozen=True)
 class DegradationRanges:
     """A recipe's ``[degradation]`` table: the distribution each training image's degradation is drawn from.
@@ -165,6 +168,9 @@ class DegradationRanges:
     zoom: float = 0.01  # largest relative zoom a frame
     variants: int = 16
     val: str = "kernel=area,noise=3,h264:crf=30"
+    # Which input the engine is for: "real" (compressed or noisy footage) or "heavy" (heavily compressed, noisy
+    # footage: --degradation auto sends streams under detect.HEAVY_BELOW_BPP to it where one ships).
+    kind: str = "real"
 
     @classmethod
     def from_table(cls, table: dict[str, Any], where: str = "[degradation]") -> DegradationRanges:
@@ -185,6 +191,8 @@ class DegradationRanges:
             values = list(table.values()) if isinstance(table, dict) else [1.0] * len(table)
             if not values or min(values) < 0 or sum(values) <= 0:
                 raise ValueError(f"{where}: {name} needs non-negative weights that add up to more than 0")
+        if self.kind not in ENGINE_KINDS:
+            raise ValueError(f"{where}: kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
         if self.variants < 1 or self.frames < 1:
             raise ValueError(f"{where}: variants and frames must be at least 1")
         parse_spec(self.val)
@@ -194,7 +202,9 @@ class DegradationRanges:
             Degradation(codec=codec, quality=hi)
 
     def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        """The hash of what is drawn (it keys the degraded-variant cache): ``kind`` names the use, not the draw."""
+        drawn = {k: v for k, v in asdict(self).items() if k != "kind"}
+        return hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()
 
     def draw(self, rng: np.random.Generator, scale: int) -> Degradation:
         """One degradation from these ranges; the same generator state gives the same draw."""

@@ -127,7 +127,21 @@ AUTO = "auto"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
 
-DEGRADATIONS = ("clean", "real")
+DEGRADATIONS = ("clean", "real", "heavy")
+# Where no engine of a kind upscales a scale, the next milder kind's stands in: heavy, then real, then clean.
+_MILDER = {"heavy": "real", "real": "clean"}
+
+
+def kinds_from(degradation: str) -> list[str]:
+    """``degradation`` and the milder kinds that stand in for it, in order (``heavy``: heavy, real, clean)."""
+    kinds = [degradation]
+    while kinds[-1] in _MILDER:
+        kinds.append(_MILDER[kinds[-1]])
+    return kinds
+
+
+def _best(scored: list[tuple[float, Engine]], scale: int) -> Engine:
+    return max(scored, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
 
 
 def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -> Engine:
@@ -135,32 +149,34 @@ def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -
     to 0.01 dB (rounded). A default chosen once by family would hand users an engine that measures worse than
     another we ship while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done).
 
-    ``degradation="real"`` compares the engines trained for degraded input by their scores under degradation;
-    where none upscales ``scale``, the clean choice stands."""
+    ``degradation="real"`` or ``"heavy"`` compares the engines trained for that kind of input by their scores
+    under degradation; where none upscales ``scale``, the next milder kind's choice stands (heavy, real, clean)."""
+    for kind in kinds_from(degradation)[:-1]:
+        scored = [(q, e) for e in engines if scale in e.scales and e.degradation == kind
+                  and (q := e.degraded_psnr(scale)) is not None]
+        if scored:
+            return _best(scored, scale)
     at = [e for e in engines if scale in e.scales and e.degradation == "clean"]
-    real = [(q, e) for e in engines if scale in e.scales and e.degradation == "real"
-            and (q := e.degraded_psnr(scale)) is not None]
-    if degradation == "real" and real:
-        return max(real, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
     at = at or [e for e in engines if scale in e.scales]
     if not at:
         raise UsageError(f"no shipped engine upscales x{scale}")
     measured = [(q, e) for e in at if (q := e.mean_psnr(scale)) is not None]
     if not measured:
         return next((e for e in at if e.family == UNMEASURED_CHOICE), at[0])
-    return max(measured, key=lambda qe: (round(qe[0], 2), -gflop_per_output_mp(qe[1], scale)))[1]
+    return _best(measured, scale)
 
 
 def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean") -> Engine:
     """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``; a family
-    gives its engine for ``degradation`` (clean or real input) where it has one."""
+    gives its engine for ``degradation`` (clean, real or heavily degraded input), else the next milder kind's."""
     engines = list_engines(root)
     if model == AUTO:
         return best_engine(engines, scale, degradation)
     named = [e for e in engines if model == e.id]
     if not named:
         family = [e for e in engines if model == e.family and scale in e.scales]
-        named = [e for e in family if e.degradation == degradation] or family
+        named = next(([e for e in family if e.degradation == kind] for kind in kinds_from(degradation)
+                      if any(e.degradation == kind for e in family)), family)
     named = named or [e for e in engines if model == e.family]
     if not named:
         known = sorted({e.family for e in engines} | {e.id for e in engines})

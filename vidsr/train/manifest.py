@@ -98,7 +98,7 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: TrainState, dhash: s
     if recipe.degradation:
         spec = parse_spec(recipe.degradation.val)
         manifest |= {
-            "degradation": {"kind": "real", "ranges": asdict(recipe.degradation),
+            "degradation": {"kind": recipe.degradation.kind, "ranges": asdict(recipe.degradation),
                             "ranges_sha256": recipe.degradation.sha256(), "curve_under": spec.spec()},
             "eval_degraded": {spec.spec(): eval_table(model, recipe, data_root, device, spec, log)},
             "eval_degraded_command": f"vidsr eval --model {recipe.id} --scale S --precision fp32 --degrade "

@@ -124,7 +124,7 @@ async function convertForm(m) {
     upscale: () => [["Model", select("model", [["auto", "auto (best measured)"], ...families.map((f) => [f, f]),
         ...state.models.engines.map((e) => [e.id, e.id])], "auto")],
       ["Scale", select("scale", [["2", "×2"], ["3", "×3"], ["4", "×4"]], "2")],
-      ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "noisy / compressed"]], "auto")],
+      ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "compressed"], ["heavy", "heavily compressed / noisy (CCTV)"]], "auto")],
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
       ["Self-ensemble", el("label", {}, input("ensemble", { type: "checkbox" }), " 8 flips and turns: a little better, 8× slower")],
       ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264; NVENC on a GPU)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"], ["h264_nvenc", "H.264 NVENC (NVIDIA GPU)"], ["hevc_nvenc", "HEVC NVENC (NVIDIA GPU)"]], "")],
