@@ -35,8 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     kinds = {kind: build_upscaler("auto", args.scale, degradation=kind) for kind in DEGRADATIONS}
     print(", ".join(f"{kind} {engine.id}" for kind, (_, engine) in kinds.items()) + f", x{args.scale}")
-    print("| input | bits/pixel | noise est. | bicubic | " + " | ".join(kinds) + " | best | auto picks |")
-    print("|---|---|---|---|" + "---|" * len(kinds) + "---|---|")
+    print("| input | bits/pixel | mean QP | noise est. | bicubic | " + " | ".join(kinds) + " | best | auto picks |")
+    print("|---|---|---|---|---|" + "---|" * len(kinds) + "---|---|")
     sequences = find_sequences([args.sequences])
     for crf in args.crf.split(","):
         for noise in map(float, args.noise.split(",")):
@@ -51,6 +51,8 @@ def main() -> None:
                     features.append(assess_video(path))
             bpp = float(np.mean([f.bits_per_pixel or 0 for f in features]))
             sigma = float(np.mean([f.noise_sigma for f in features]))
+            qps = [f.quantiser for f in features if f.quantiser is not None]
+            qp = f"{np.mean(qps):.1f}" if qps else "-"
             picks = {f.choice for f in features}
             psnrs, bicubic = {}, 0.0
             for kind, (up, engine) in kinds.items():
@@ -58,7 +60,7 @@ def main() -> None:
                 row = r.get("(all)", next(iter(r.values())))
                 psnrs[kind], bicubic = row["psnr"], row["bicubic_psnr"]
             best = max(psnrs, key=lambda k: psnrs[k])
-            print(f"| {spec} | {bpp:.3f} | {sigma:.2f} | {bicubic:.2f} | "
+            print(f"| {spec} | {bpp:.3f} | {qp} | {sigma:.2f} | {bicubic:.2f} | "
                   + " | ".join(f"{q:.2f}" for q in psnrs.values()) + f" | {best} | {'/'.join(sorted(picks))} |",
                   flush=True)
 

@@ -216,3 +216,16 @@ def test_a_recipe_kind_names_the_use_without_changing_the_cache_key():
     assert heavy.kind == "heavy" and heavy.sha256() == DegradationRanges(variants=2).sha256()
     with pytest.raises(ValueError, match="kind must be one of real, heavy"):
         DegradationRanges.from_table({"kind": "clean"})
+
+
+def test_the_h264_quantiser_is_read_from_the_stream_and_rises_with_crf(tmp_path):
+    conditions = {crf: assess_video(make_clip(tmp_path / f"crf{crf}.mp4", 128, 96, frames=12, audio=False,
+                                              crf_noise=(crf, 0.0)))
+                  for crf in (12, 24, 40)}
+    qps = {crf: c.quantiser for crf, c in conditions.items()}
+    assert all(q is not None and 0 <= q <= 51 for q in qps.values()), qps
+    assert qps[12] < qps[24] < qps[40] and qps[40] - qps[12] > 20, qps  # x264's mean QP tracks its CRF (28 apart)
+    assert conditions[12].choice == "clean" and conditions[40].choice == "heavy"
+    assert "mean QP" in conditions[40].reason
+    ffv1 = assess_video(make_clip(tmp_path / "master.mkv", 128, 96, frames=4, codec="ffv1", audio=False))
+    assert ffv1.quantiser is None and ffv1.choice == "clean"
