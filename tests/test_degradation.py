@@ -229,3 +229,21 @@ def test_the_h264_quantiser_is_read_from_the_stream_and_rises_with_crf(tmp_path)
     assert "mean QP" in conditions[40].reason
     ffv1 = assess_video(make_clip(tmp_path / "master.mkv", 128, 96, frames=4, codec="ffv1", audio=False))
     assert ffv1.quantiser is None and ffv1.choice == "clean"
+
+
+def test_eval_auto_runs_the_engine_upscale_would_pick_for_each_degradation(vidsr, tmp_path, every_kind, env):
+    env["VIDSR_ENGINES"] = str(every_kind)
+    (tmp_path / "set").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "set" / f"{i}.png"), texture(seed=i))
+    heavy, lossless = "kernel=area,noise=4,h264:crf=40", "kernel=area"
+    p = vidsr("eval", "--model", "edsr", "--degrade", heavy, "--degrade", lossless, tmp_path / "set", "--json",
+              check=0)
+    out = json.loads(p.stdout)
+    assert out["engines"] == {heavy: "edsr-heavy-x2", lossless: "edsr-clean-x2"}
+    assert out["degradation_choice"][heavy]["votes"] == {"heavy": 3}
+    choices = out["degradation_choice"]
+    assert choices[heavy]["quantiser"] > 30 and choices[lossless]["quantiser"] is None
+    forced = vidsr("eval", "--model", "edsr", "--degradation", "real", "--degrade", heavy, tmp_path / "set",
+                   "--json", check=0)
+    assert json.loads(forced.stdout)["engines"] == {heavy: "edsr-real-x2"}

@@ -58,11 +58,21 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
     specs = _specs(degrade_specs)
     if not video and (bad := [f for f in folders if not f.is_dir()]):
         raise UsageError(f"{bad[0]}: not a folder of images (clips need --video)")
-    upscaler, engine = build_upscaler(model, s, spec=RuntimeSpec(runtime, device, precision), tile=tile,
-                                      ensemble=ensemble, degradation=degradation)
+    built: dict[str, tuple] = {}
     results: dict[str, dict] = {}
+    engines: dict[str, str] = {}
+    choices: dict[str, dict] = {}
     for spec in specs:
         label = spec.spec() if spec else "clean"
+        kind = degradation
+        if degradation == "auto":
+            choices[label] = _auto_choice(folders, video, s, spec)
+            kind = choices[label]["choice"]
+        if kind not in built:
+            built[kind] = build_upscaler(model, s, spec=RuntimeSpec(runtime, device, precision), tile=tile,
+                                         ensemble=ensemble, degradation=kind)
+        upscaler, engine = built[kind]
+        engines[label] = engine.id
         if video:
             from vidsr.quality.sequences import evaluate_sequences
 
@@ -72,26 +82,56 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
 
             results[label] = {f.name: evaluate_images(upscaler, engine.arch.colour, load_set(f), s, spec)
                               for f in folders}
+    upscaler, engine = built[next(iter(built))]
     summary = {"model": engine.id, "scale": s, "runtime": upscaler.runtime.name,
                "precision": upscaler.runtime.precision, "ensemble": ensemble, "degradation": engine.degradation,
                # "sets" keeps its meaning (the first degradation's sets) for scripts written before --degrade.
-               "sets": next(iter(results.values())), "by_degradation": results}
+               "sets": next(iter(results.values())), "by_degradation": results,
+               "engines": engines, "degradation_choice": choices}
     if as_json:
         emit_json(summary)
         return
-    _print_table(engine.id, s, upscaler.runtime.precision, ensemble, results)
+    _print_table(engines, s, upscaler.runtime.precision, ensemble, results, choices)
 
 
-def _print_table(engine_id: str, scale: int, precision: str, ensemble: bool, results: dict[str, dict]) -> None:
-    table = Table(title=f"{engine_id} x{scale} ({precision}{', ensemble' if ensemble else ''})")
+def _auto_choice(folders: tuple[Path, ...], video: bool, scale: int, spec: Degradation | None) -> dict:
+    """--degradation auto under a spec: the kind of engine ``vidsr upscale`` would pick for most of the inputs
+    once degraded, with the votes and the mean measurements. The papers' protocol (no spec) is clean input."""
+    if spec is None:
+        return {"choice": "clean", "reason": "the papers' protocol: MATLAB bicubic, lossless"}
+    from collections import Counter
+
+    from vidsr.quality.evaluate import load_set
+    from vidsr.quality.sequences import assess_under, find_sequences
+
+    inputs = list(find_sequences(list(folders)).values()) if video else [[img] for f in folders
+                                                                         for img in load_set(f)]
+    found = assess_under(inputs, scale, spec)
+    votes = Counter(c.choice for c in found)
+    order = {"clean": 0, "real": 1, "heavy": 2}  # a tie goes to the milder kind
+    choice = max(votes, key=lambda k: (votes[k], -order[k]))
+    qps = [c.quantiser for c in found if c.quantiser is not None]
+    bpps = [c.bits_per_pixel for c in found if c.bits_per_pixel is not None]
+    return {"choice": choice, "votes": dict(votes), "reason": f"{votes[choice]} of {len(found)} inputs measured "
+            f"{choice}", "quantiser": round(sum(qps) / len(qps), 2) if qps else None,
+            "bits_per_pixel": round(sum(bpps) / len(bpps), 4) if bpps else None,
+            "noise_sigma": round(sum(c.noise_sigma for c in found) / len(found), 3)}
+
+
+def _print_table(engines: dict[str, str], scale: int, precision: str, ensemble: bool, results: dict[str, dict],
+                 choices: dict[str, dict]) -> None:
+    ids = sorted(set(engines.values()))
+    table = Table(title=f"{', '.join(ids)} x{scale} ({precision}{', ensemble' if ensemble else ''})")
     temporal = any("tof" in r for sets in results.values() for r in sets.values())
     for col in ("input", "set", "images", "method", "PSNR (dB)", "SSIM") + (("tOF",) if temporal else ()):
         table.add_column(col, justify="right" if col in ("images", "PSNR (dB)", "SSIM", "tOF") else "left")
     for label, sets in results.items():
+        picked = f"auto: {choices[label]['choice']}" if label in choices else ""
         for name, r in sets.items():
             extra_b = (f"{r['bicubic_tof']:.3f}",) if temporal else ()
             extra_m = (f"{r['tof']:.3f}",) if temporal else ()
             table.add_row(label, name, str(r["images"]), "Bicubic", f"{r['bicubic_psnr']:.2f}",
                           f"{r['bicubic_ssim']:.4f}", *extra_b)
-            table.add_row("", "", "", engine_id, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", *extra_m)
+            table.add_row(picked, "", "", engines[label], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", *extra_m)
+            picked = ""
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)

@@ -23,7 +23,16 @@ import av
 import cv2
 import numpy as np
 
-from vidsr.degradation.apply import ENCODERS, add_noise, downscale, encode_decode, encoder_options, even_crop
+from vidsr.degradation.apply import (
+    ENCODERS,
+    add_noise,
+    downscale,
+    encode_decode,
+    encoder_options,
+    even_crop,
+    pan_frames,
+)
+from vidsr.degradation.detect import InputCondition, assess_image, assess_video
 from vidsr.degradation.spec import Degradation
 from vidsr.quality.images import read_rgb
 from vidsr.quality.imresize import imresize
@@ -90,6 +99,28 @@ def write_lr_clip(frames: list[np.ndarray], scale: int, d: Degradation | None, p
             frame.pts = i
             c.mux(v.encode(frame))
         c.mux(v.encode(None))
+
+
+def assess_under(inputs: list[list[np.ndarray]], scale: int, d: Degradation) -> list[InputCondition]:
+    """What ``--degradation auto`` measures of each HR input once ``d`` has degraded it, as ``vidsr upscale``
+    would measure the file: a sequence (several frames) becomes its LR clip; an image, as eval degrades it, the
+    spec's pan in a clip (a video codec), a JPEG file (JPEG) or a lossless one. Input k is seeded by k."""
+    found = []
+    with tempfile.TemporaryDirectory(prefix="vidsr-assess-") as tmp:
+        for k, frames in enumerate(inputs):
+            frames = [even_crop(np.repeat(f[..., None], 3, axis=2) if f.ndim == 2 else f, scale) for f in frames]
+            if len(frames) == 1 and d.codec == "jpeg":
+                lr = add_noise(downscale(frames[0], scale, d.kernel, d.blur), d, np.random.default_rng([k]))
+                path = Path(tmp) / f"{k}.jpg"
+                cv2.imwrite(str(path), cv2.cvtColor(lr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, d.quality])
+                found.append(assess_image(path))
+                continue
+            if len(frames) == 1 and d.codec in ENCODERS:
+                frames = pan_frames(frames[0], d, scale)
+            path = Path(tmp) / f"{k}.mkv"
+            write_lr_clip(frames, scale, d, path, seed=k)
+            found.append(assess_video(path))
+    return found
 
 
 def read_y(path: Path) -> list[np.ndarray]:
