@@ -247,3 +247,21 @@ def test_eval_auto_runs_the_engine_upscale_would_pick_for_each_degradation(vidsr
     forced = vidsr("eval", "--model", "edsr", "--degradation", "real", "--degrade", heavy, tmp_path / "set",
                    "--json", check=0)
     assert json.loads(forced.stdout)["engines"] == {heavy: "edsr-real-x2"}
+
+
+def test_a_jpeg_goes_by_the_quality_its_quantisation_table_says(tmp_path):
+    from vidsr.degradation.detect import JPEG_REAL_BELOW, assess_image, jpeg_quality
+
+    img = texture(96, 128)
+    for q in (20, 40, 75, 90, 95):
+        ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        assert ok and abs(jpeg_quality(data.tobytes()) - q) < 1, q
+    picks = {}
+    for q in (40, 98):
+        cv2.imwrite(str(tmp_path / f"q{q}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        picks[q] = assess_image(tmp_path / f"q{q}.jpg")
+    assert picks[40].choice == "real" and picks[98].choice == "clean" and 98 >= JPEG_REAL_BELOW > 40
+    assert "JPEG quality 40" in picks[40].reason
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    assert assess_image(tmp_path / "a.png").jpeg_quality is None
+    assert jpeg_quality(b"\xff\xd8\xff\xda\x00\x02") is None  # no table before the scan
