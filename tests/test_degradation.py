@@ -157,16 +157,27 @@ def test_auto_picks_heavy_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vi
 
 
 def test_the_rule_orders_clean_real_heavy_by_rate_and_noise():
-    from vidsr.degradation.detect import HEAVY_ABOVE_NOISE, HEAVY_BELOW_BPP, REAL_BELOW_BPP, decide
+    from vidsr.degradation.detect import (
+        HEAVY_ABOVE_QP,
+        HEAVY_BELOW_BPP,
+        REAL_ABOVE_NOISE,
+        REAL_ABOVE_QP,
+        REAL_BELOW_BPP,
+        decide,
+    )
 
-    quiet = HEAVY_ABOVE_NOISE / 4
+    quiet = REAL_ABOVE_NOISE / 4
     assert decide("h264", REAL_BELOW_BPP * 1.1, quiet).choice == "clean"
     assert decide("h264", (REAL_BELOW_BPP + HEAVY_BELOW_BPP) / 2, quiet).choice == "real"
     assert decide("h264", HEAVY_BELOW_BPP * 0.9, quiet).choice == "heavy"
     assert decide("h264", None, quiet).choice == "real"  # lossy at an unknown rate: the middle way
     assert decide("ffv1", None, quiet).choice == "clean"
-    noisy = decide("ffv1", None, HEAVY_ABOVE_NOISE + 1)
-    assert noisy.choice == "heavy" and "noisy" in noisy.reason
+    noisy = decide("ffv1", None, REAL_ABOVE_NOISE + 1)
+    assert noisy.choice == "real" and "noisy" in noisy.reason
+    qp = {choice: decide("h264", 0.1, quiet, q).choice
+          for choice, q in (("clean", REAL_ABOVE_QP - 1), ("real", (REAL_ABOVE_QP + HEAVY_ABOVE_QP) / 2),
+                            ("heavy", HEAVY_ABOVE_QP + 1))}
+    assert qp == {"clean": "clean", "real": "real", "heavy": "heavy"}  # the QP overrides the bits per pixel
 
 
 def test_a_kind_without_an_engine_at_a_scale_falls_back_to_the_milder_one(every_kind):
@@ -234,8 +245,8 @@ def test_the_h264_quantiser_is_read_from_the_stream_and_rises_with_crf(tmp_path)
 def test_eval_auto_runs_the_engine_upscale_would_pick_for_each_degradation(vidsr, tmp_path, every_kind, env):
     env["VIDSR_ENGINES"] = str(every_kind)
     (tmp_path / "set").mkdir()
-    for i in range(3):
-        cv2.imwrite(str(tmp_path / "set" / f"{i}.png"), texture(seed=i))
+    for i in range(3):  # smooth scenes: texture()'s fine grain, downscaled, measures as noise (sigma above 2.3)
+        cv2.imwrite(str(tmp_path / "set" / f"{i}.png"), scene(5 * i, 128, 96))
     heavy, lossless = "kernel=area,noise=4,h264:crf=40", "kernel=area"
     p = vidsr("eval", "--model", "edsr", "--degrade", heavy, "--degrade", lossless, tmp_path / "set", "--json",
               check=0)

@@ -5,8 +5,9 @@ Three facts decide, all cheap: the codec (lossless or not), how hard it quantise
 which FFmpeg exports per macroblock and which means the same at every frame size; else the bits per pixel spent),
 and a noise estimate on the first frames' luma. The thresholds come from the measurements in
 docs/REAL-FOOTAGE.md: the real engines beat the clean ones above ``REAL_ABOVE_QP`` (below ``REAL_BELOW_BPP``),
-the heavy ones beat the real ones above ``HEAVY_ABOVE_QP`` (below ``HEAVY_BELOW_BPP``) and on every input
-noisier than ``HEAVY_ABOVE_NOISE``.
+the heavy ones beat the real ones above ``HEAVY_ABOVE_QP`` (below ``HEAVY_BELOW_BPP``), and the real ones win on
+input the rate calls clean that is noisier than ``REAL_ABOVE_NOISE``. QP thresholds hold at every frame size;
+bits per pixel fall with frame size at the same quality.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from av.sidedata.sidedata import Type as SideDataType
 # Codecs whose output is the input: nothing to restore.
 LOSSLESS = {"ffv1", "rawvideo", "png", "apng", "bmp", "tiff", "huffyuv", "ffvhuff", "utvideo", "magicyuv",
             "qtrle", "r210", "v210", "v410", "yuv4", "gif", "ppm", "pgm", "pam", "webp_lossless", "qoi"}
-# Read off docs/REAL-FOOTAGE.md's table (Set5 pans through the video path, x2): the real engine lost 0.19 dB at
-# H.264 CRF 18 (0.81 bits/pixel) and won 0.40 at CRF 23 (0.54); on lossless input it lost 1.24 dB clean and tied
-# (+0.05) at noise sigma 3, whose estimate was 2.5, while clean images' estimates reached 2 on textured content.
-REAL_BELOW_BPP = 0.65  # lossy streams spending less than this many bits per pixel go to the real engines
-HEAVY_BELOW_BPP = 0.44  # and those under this to the heavy ones, where a scale has one
-HEAVY_ABOVE_NOISE = 4.0  # luma noise sigma (8-bit levels) above which any input goes to the heavy ones
-# H.264 mean quantiser (QP, 0-51), read by the same table: thresholds on the encoder's own step size hold at every
-# frame size, where a CRF spends fewer bits per pixel the larger the frame.
-REAL_ABOVE_QP = 22.0
-HEAVY_ABOVE_QP = 28.0
+# Read off docs/REAL-FOOTAGE.md's table (session 16: Set5 pans through the video path, x2, benchmarks/auto_rule.py).
+# H.264 mean QP: the real engine beat the clean one at every lossy level measured (CRF 18, QP 25, by 0.4-0.6 dB);
+# the heavy one beat the real one from CRF 30 (QP 37, by 0.14) and lost to it up to CRF 26 (QP 33, by 0.1): the
+# threshold is the midpoint. Bits per pixel, for codecs that export no QP, the same rows: real won at 0.87 and
+# 0.81, heavy from 0.35, real at 0.44. Noise: on lossless input at sigma 3 (estimate 2.5 on Set5, 2.8 on Set14)
+# the real engine won by 0.9 dB; clean images' estimates reached 2 on textured content.
+REAL_ABOVE_QP = 22.0  # under the lightest stream measured (CRF 18, QP 25), where real still won
+HEAVY_ABOVE_QP = 35.0
+REAL_BELOW_BPP = 1.0
+HEAVY_BELOW_BPP = 0.39
+REAL_ABOVE_NOISE = 2.3  # luma noise sigma (8-bit levels) above which an input the rate calls clean goes real
 # JPEG quality (IJG scale, read back from the file's luma quantisation table): on Set5, area down, the real engine
 # beat the clean one by 1.4 dB at quality 40 and 70 and by 0.7 at 90, and tied at 95, where on MATLAB-bicubic
 # input the clean one won by 1.1 (docs/REAL-FOOTAGE.md). JPEG spends so many more bits than H.264 for the same
@@ -132,24 +134,26 @@ def decide(codec: str, bits_per_pixel: float | None, sigma: float, quantiser: fl
     compressed or noisy); the reason says which fact decided."""
     lossless = codec in LOSSLESS
     rate = "unknown bit rate" if bits_per_pixel is None else f"{bits_per_pixel:.3f} bits/pixel"
-    if sigma > HEAVY_ABOVE_NOISE:
-        choice, reason = "heavy", f"noisy (luma sigma {sigma:.1f} > {HEAVY_ABOVE_NOISE})"
-    elif lossless:
-        choice, reason = "clean", f"lossless {codec}, luma sigma {sigma:.1f}"
+    if lossless:
+        choice, reason = "clean", f"lossless {codec}"
     elif jpeg_q is not None:
         choice, reason = (("real", f"JPEG quality {jpeg_q:.0f} (< {JPEG_REAL_BELOW:.0f})") if jpeg_q < JPEG_REAL_BELOW
-                          else ("clean", f"JPEG quality {jpeg_q:.0f} (>= {JPEG_REAL_BELOW:.0f}), little noise"))
+                          else ("clean", f"JPEG quality {jpeg_q:.0f} (>= {JPEG_REAL_BELOW:.0f})"))
     elif quantiser is not None:
         qp = f"{codec} mean QP {quantiser:.1f}"
         choice, reason = (("heavy", f"heavily quantised ({qp} > {HEAVY_ABOVE_QP})") if quantiser > HEAVY_ABOVE_QP
                           else ("real", f"quantised ({qp} > {REAL_ABOVE_QP})") if quantiser > REAL_ABOVE_QP
-                          else ("clean", f"{qp} (<= {REAL_ABOVE_QP}), little noise"))
+                          else ("clean", f"{qp} (<= {REAL_ABOVE_QP})"))
     elif bits_per_pixel is not None and bits_per_pixel < HEAVY_BELOW_BPP:
         choice, reason = "heavy", f"heavily compressed ({codec}, {rate} < {HEAVY_BELOW_BPP})"
     elif bits_per_pixel is None or bits_per_pixel < REAL_BELOW_BPP:
         choice, reason = "real", f"compressed ({codec}, {rate} < {REAL_BELOW_BPP})"
     else:
-        choice, reason = "clean", f"{codec} at {rate} (>= {REAL_BELOW_BPP}), little noise"
+        choice, reason = "clean", f"{codec} at {rate} (>= {REAL_BELOW_BPP})"
+    if choice == "clean" and sigma > REAL_ABOVE_NOISE:
+        choice, reason = "real", f"noisy (luma sigma {sigma:.1f} > {REAL_ABOVE_NOISE}); {reason}"
+    elif choice == "clean":
+        reason += f", luma sigma {sigma:.1f}"
     return InputCondition(codec, lossless, bits_per_pixel, sigma, choice, reason, quantiser, jpeg_q)
 
 
