@@ -5,10 +5,10 @@ ones the real ones?
     python benchmarks/auto_rule.py /tmp/pans14 --scale 2
 
 For each input condition (lossless, or H.264 at a CRF, each with luma noise of a sigma) every sequence is
-degraded into a real LR clip, measured as auto measures an input (bits per pixel, noise estimate), and upscaled
-through the video path by the clean, the real and the heavy auto engine. One line per condition: the features,
-each engine's Y-PSNR, the best, and what the rule as it stands picks; the rule's thresholds
-(vidsr/degradation/detect.py) are read off this table.
+degraded into a real LR clip, measured as auto measures an input (H.264 mean QP, bits per pixel, noise
+estimate), and upscaled through the video path by the clean, the real and the heavy auto engine. One line per
+condition: the features, each engine's Y-PSNR, the best, and what the rule as it stands picks; the rule's
+thresholds (vidsr/degradation/detect.py) are read off this table.
 """
 
 from __future__ import annotations

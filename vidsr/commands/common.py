@@ -44,7 +44,8 @@ def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
                      help="Which engines: clean (sharp, lossless sources), real (trained on compressed, "
                           "slightly noisy footage) or heavy (heavily compressed, noisy footage such as CCTV "
                           "recorders'; the real engine where a scale has no heavy one). auto: upscale measures the "
-                          "input (codec, bits per pixel, noise) and picks; elsewhere clean."),
+                          "input (H.264 QP, JPEG quality or bits per pixel, and noise) and picks; eval measures "
+                          "each input once degraded; bench uses clean."),
     ]):
         fn = option(fn)
     return fn

@@ -13,6 +13,7 @@ from rich.table import Table
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.degradation.spec import SPEC_HELP, Degradation, parse_spec
 from vidsr.errors import UsageError
+from vidsr.models.engine import DEGRADATIONS
 from vidsr.runtime.select import RuntimeSpec
 
 
@@ -108,8 +109,7 @@ def _auto_choice(folders: tuple[Path, ...], video: bool, scale: int, spec: Degra
                                                                          for img in load_set(f)]
     found = assess_under(inputs, scale, spec)
     votes = Counter(c.choice for c in found)
-    order = {"clean": 0, "real": 1, "heavy": 2}  # a tie goes to the milder kind
-    choice = max(votes, key=lambda k: (votes[k], -order[k]))
+    choice = max(votes, key=lambda k: (votes[k], -DEGRADATIONS.index(k)))  # a tie goes to the milder kind
     qps = [c.quantiser for c in found if c.quantiser is not None]
     bpps = [c.bits_per_pixel for c in found if c.bits_per_pixel is not None]
     return {"choice": choice, "votes": dict(votes), "reason": f"{votes[choice]} of {len(found)} inputs measured "

@@ -36,9 +36,9 @@ REAL_BELOW_BPP = 1.0
 HEAVY_BELOW_BPP = 0.39
 REAL_ABOVE_NOISE = 2.3  # luma noise sigma (8-bit levels) above which an input the rate calls clean goes real
 # JPEG quality (IJG scale, read back from the file's luma quantisation table): on Set5, area down, the real engine
-# beat the clean one by 1.4 dB at quality 40 and 70 and by 0.7 at 90, and tied at 95, where on MATLAB-bicubic
-# input the clean one won by 1.1 (docs/REAL-FOOTAGE.md). JPEG spends so many more bits than H.264 for the same
-# loss that bits per pixel would call every one of these clean.
+# beat the clean one by 1.2 dB at quality 40, 1.4 at 70, 1.1 at 90 and 0.6 at 95, where on MATLAB-bicubic input
+# the clean one won by 0.6 (docs/REAL-FOOTAGE.md): near 95 the downscaler decides, so the line sits below it.
+# JPEG spends so many more bits than H.264 for the same loss that bits per pixel would call all of these clean.
 JPEG_REAL_BELOW = 93.0
 PROBE_FRAMES = 5  # the noise estimate's frames
 QP_FRAMES = 12  # the quantiser's: a GOP's worth of I, P and B frames, as decoding costs little next to upscaling

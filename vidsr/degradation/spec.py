@@ -169,7 +169,8 @@ class DegradationRanges:
     variants: int = 16
     val: str = "kernel=area,noise=3,h264:crf=30"
     # Which input the engine is for: "real" (compressed or noisy footage) or "heavy" (heavily compressed, noisy
-    # footage: --degradation auto sends streams under detect.HEAVY_BELOW_BPP to it where one ships).
+    # footage: --degradation auto sends H.264 above detect.HEAVY_ABOVE_QP, other codecs under
+    # detect.HEAVY_BELOW_BPP, to it where one ships).
     kind: str = "real"
 
     @classmethod
