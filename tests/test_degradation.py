@@ -194,6 +194,18 @@ def test_a_kind_without_an_engine_at_a_scale_falls_back_to_the_milder_one(every_
     assert best_engine(list_engines(every_kind), 2, "heavy").degradation == "clean"
 
 
+def test_a_family_gives_its_best_measured_engine_of_a_kind(every_kind):
+    from vidsr.models.engine import find_engine
+
+    model = ARCHITECTURES["edsr"].build(TINY["edsr"], (2,))
+    for eid, score in (("edsr-heavy-a-x2", 29.5), ("edsr-heavy-z-x2", 30.5)):  # sorted: a, edsr-heavy-x2 (30.0), z
+        save_engine(every_kind / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model,
+                    degradation={"kind": "heavy"}, eval_degraded={"x": {"Set5": {"2": {"psnr": score}}}})
+    assert find_engine("edsr", 2, every_kind, degradation="heavy").id == "edsr-heavy-z-x2"
+    assert find_engine("auto", 2, every_kind, degradation="heavy").id == "edsr-heavy-z-x2"
+    assert find_engine("edsr", 2, every_kind, degradation="clean").id == "edsr-clean-x2"
+
+
 def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
     r = recipe(tmp_path)
     ranges = DegradationRanges(variants=2, codecs={"h264": 1.0})

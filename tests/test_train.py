@@ -191,6 +191,33 @@ def test_mdsrwarm_started_from_edsrs_starts_where_they_are(tmp_path, data, monke
         assert mdsr(x).shape == (1, 3, 36, 36)
 
 
+def test_a_deeper_edsr_warm_started_from_a_shallower_one_starts_where_it_is_and_learns(tmp_path, data, monkeypatch):
+    import torch
+
+    from vidsr.models.registry import architecture
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path / "engines"))
+    run(recipe(tmp_path, config='{blocks = 2, features = 8}', rid="shallow"), data, tmp_path / "engines/shallow")
+    shallow = architecture("edsr").build({"blocks": 2, "features": 8}, (2,))
+    deep = architecture("edsr").build({"blocks": 5, "features": 8}, (2,))
+    warm_start(shallow, ("shallow",), lambda s: None)
+    warm_start(deep, ("shallow",), lambda s: None)
+    x = torch.rand(2, 3, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), shallow(x), rtol=0, atol=1e-6)  # the new blocks start as identities
+    opt = torch.optim.Adam(deep.parameters(), 1e-2)
+    first = deep.body[4].conv1.weight.detach().clone()
+    for _ in range(2):  # the first step moves the zeroed conv2, the second reaches conv1 through it
+        opt.zero_grad()
+        (deep(x) - torch.rand(2, 3, 24, 24)).abs().mean().backward()
+        opt.step()
+    assert not torch.equal(deep.body[4].conv1.weight, first)
+    assert deep.body[4].conv2.weight.abs().sum() > 0
+    r = recipe(tmp_path, config='{blocks = 5, features = 8}', rid="deep")
+    r.init_from = ("shallow",)
+    assert run(r, data, tmp_path / "engines/deep", max_steps=1).step == 1  # and the training loop takes it
+
+
 def test_patches_are_paired_and_multi_scale(tmp_path, data):
     from vidsr.quality.images import image_files
 

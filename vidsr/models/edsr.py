@@ -13,6 +13,11 @@ from torch import nn
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
+def residual_blocks(state: dict[str, torch.Tensor]) -> int:
+    """How many residual blocks an EDSR or MDSR state dict's body holds."""
+    return sum(1 for k in state if k.startswith("body.") and k.endswith(".conv1.weight"))
+
+
 class ResBlock(nn.Module):
     def __init__(self, features: int, res_scale: float = 1.0, kernel: int = 3):
         super().__init__()
@@ -44,6 +49,23 @@ class EDSR(nn.Module):
         self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)],
                                   nn.Conv2d(features, features, 3, padding=1))
         self.tail = nn.Sequential(Upsampler(scale, features), nn.Conv2d(features, channels, 3, padding=1))
+
+    @staticmethod
+    def deepen(state: dict[str, torch.Tensor], blocks: int) -> dict[str, torch.Tensor]:
+        """A shallower EDSR's state dict grown to ``blocks`` residual blocks that compute the same function: the
+        new blocks go after the old ones, each an identity to start with (its second conv zeroed; its first keeps
+        the model's random init, so that gradients reach it once the second moves), and the body's closing conv
+        moves to its new index. A state dict with ``blocks`` blocks already comes back as it is."""
+        old = residual_blocks(state)
+        if old >= blocks:
+            return state
+        out = {}
+        for key, value in state.items():
+            out[key.replace(f"body.{old}.", f"body.{blocks}.", 1) if key.startswith(f"body.{old}.") else key] = value
+        for i in range(old, blocks):
+            out[f"body.{i}.conv2.weight"] = torch.zeros_like(state["body.0.conv2.weight"])
+            out[f"body.{i}.conv2.bias"] = torch.zeros_like(state["body.0.conv2.bias"])
+        return out
 
     mean: torch.Tensor
 

@@ -168,15 +168,17 @@ def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -
 
 def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean") -> Engine:
     """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``; a family
-    gives its engine for ``degradation`` (clean, real or heavily degraded input), else the next milder kind's."""
+    gives its best-measured engine for ``degradation`` (clean, real or heavily degraded input), else the next
+    milder kind's."""
     engines = list_engines(root)
     if model == AUTO:
         return best_engine(engines, scale, degradation)
     named = [e for e in engines if model == e.id]
     if not named:
+        # A family with several engines for one kind of input (a deeper heavy one beside the baseline's) gives
+        # the one that measures best, as auto does over every family.
         family = [e for e in engines if model == e.family and scale in e.scales]
-        named = next(([e for e in family if e.degradation == kind] for kind in kinds_from(degradation)
-                      if any(e.degradation == kind for e in family)), family)
+        named = [best_engine(family, scale, degradation)] if family else []
     named = named or [e for e in engines if model == e.family]
     if not named:
         known = sorted({e.family for e in engines} | {e.id for e in engines})

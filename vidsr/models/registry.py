@@ -33,6 +33,8 @@ class Architecture:
     precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")
     # For MDSR: renames a single-scale EDSR state dict into its own keys, for warm starts.
     adopt: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None
+    # For EDSR: grows a shallower state dict to a deeper model's block count, computing the same function.
+    deepen: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None
 
     def build(self, config: dict[str, Any], scales: tuple[int, ...]) -> nn.Module:
         if self.takes_scale == "scale":
@@ -67,7 +69,7 @@ def _mdsr_adopt(edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Te
 ARCHITECTURES: dict[str, Architecture] = {
     "srcnn": Architecture("srcnn", "Y", "HR", SRCNN, multi_scale=False),
     "vdsr": Architecture("vdsr", "Y", "HR", VDSR, multi_scale=True),
-    "edsr": Architecture("edsr", "RGB", "LR", EDSR, multi_scale=False, takes_scale="scale"),
+    "edsr": Architecture("edsr", "RGB", "LR", EDSR, multi_scale=False, takes_scale="scale", deepen=EDSR.deepen),
     "mdsr": Architecture("mdsr", "RGB", "LR", MDSR, multi_scale=True, takes_scale="scales", adopt=_mdsr_adopt),
 }
 
@@ -77,6 +79,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vdsr": ("vdsr", {"depth": 20, "features": 64}),
     "edsr-baseline": ("edsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
     "edsr-full": ("edsr", {"blocks": 32, "features": 256, "res_scale": 0.1}),
+    # EDSR-full's depth at the baseline's width: for heavily degraded input, where the baseline's capacity binds.
+    "edsr-deep": ("edsr", {"blocks": 32, "features": 64, "res_scale": 1.0}),
     "mdsr": ("mdsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
 }
 

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save
 from vidsr.degradation.spec import parse_spec
 from vidsr.errors import VidsrError
 from vidsr.files import atomic_write_bytes, cache_root
+from vidsr.models.edsr import residual_blocks
 from vidsr.models.engine import MANIFEST, WEIGHTS, Engine, engines_dir
 from vidsr.models.manifest import EngineManifest
 from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
@@ -79,6 +80,8 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
         src = engine.weights()  # verified against its manifest: a source mid-training must be finished first
         if arch.adopt is not None and engine.arch.name != arch.name:
             src = arch.adopt(src, engine.scales[0])
+        if arch.deepen is not None:
+            src = arch.deepen(src, residual_blocks(own))
         # The upsampler of another scale has other shapes: it is skipped and starts fresh.
         new = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape and k not in taken}
         taken |= new
