@@ -59,9 +59,8 @@ class EDSR(nn.Module):
         old = residual_blocks(state)
         if old >= blocks:
             return state
-        out = {}
-        for key, value in state.items():
-            out[key.replace(f"body.{old}.", f"body.{blocks}.", 1) if key.startswith(f"body.{old}.") else key] = value
+        closing = f"body.{old}."
+        out = {f"body.{blocks}.{k[len(closing):]}" if k.startswith(closing) else k: v for k, v in state.items()}
         for i in range(old, blocks):
             out[f"body.{i}.conv2.weight"] = torch.zeros_like(state["body.0.conv2.weight"])
             out[f"body.{i}.conv2.bias"] = torch.zeros_like(state["body.0.conv2.bias"])
