@@ -315,6 +315,31 @@ def test_cuda_training_checkpoints_cpu_weights_that_resume(tmp_path, data):
     assert abs(m["eval"]["val"]["2"]["psnr"] - m_cpu["eval"]["val"]["2"]["psnr"]) < 0.5
 
 
+def test_the_ycbcr_loss_weighs_chroma_errors_against_luma_and_trains(tmp_path, data):
+    import torch
+
+    from vidsr.quality.metrics import BT601_YCBCR
+    from vidsr.train.losses import make_loss
+
+    loss = make_loss("l1-ycbcr", chroma_weight=0.25)
+    target = torch.full((1, 3, 4, 4), 0.5)
+    to_rgb = torch.linalg.inv(torch.tensor(BT601_YCBCR) / 255)
+    luma, blue = ((to_rgb @ torch.tensor(levels) / 255).view(1, 3, 1, 1) for levels in ([10.0, 0, 0], [0, 10.0, 0]))
+    assert loss(target + luma, target).item() == pytest.approx(10 / 255 / 3, rel=1e-4)  # 10 levels of Y alone
+    assert loss(target + blue, target).item() == pytest.approx(0.25 * 10 / 255 / 3, rel=1e-4)
+    grey = torch.rand(1, 1, 4, 4)
+    assert loss(grey + 0.1, grey).item() == pytest.approx(0.1, rel=1e-4)  # a Y model's loss is plain L1
+    run(recipe(tmp_path, loss="l1"), data, tmp_path / "rgb", max_steps=2)
+    run(recipe(tmp_path, loss="l1-ycbcr"), data, tmp_path / "ycbcr", max_steps=2)
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("rgb", "ycbcr"))
+    assert not all(np.array_equal(a[k], b[k]) for k in a)  # the recipe's loss is the one trained with
+    stray = tmp_path / "stray.toml"
+    stray.write_text(RECIPE.format(id="stray", preset="srcnn", scales="[2]", config="{}", patch=16, loss="l1",
+                                   opt="adam", lr=1e-3, clip=0.0) + "chroma_weight = 0.25\n")
+    with pytest.raises(ValueError, match="chroma_weight"):  # a weight that the loss would ignore is refused
+        load_recipe(stray)
+
+
 def test_a_recipe_cannot_train_on_its_validation_set(tmp_path):
     path = tmp_path / "leak.toml"
     path.write_text(RECIPE.format(id="leak", preset="srcnn", scales="[2]", config="{}", patch=16, loss="mse",

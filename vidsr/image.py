@@ -12,7 +12,7 @@ import torch
 from vidsr.errors import UsageError, VidsrError
 from vidsr.files import output_file
 from vidsr.quality.imresize import imresize
-from vidsr.quality.metrics import BT601_Y
+from vidsr.quality.metrics import BT601_YCBCR
 from vidsr.upscaler import Upscaler
 from vidsr.video.formats import IMAGE_SUFFIXES
 
@@ -22,7 +22,7 @@ def is_image(path: str) -> bool:
 
 
 # BT.601 studio-range YCbCr, the space the Y models were trained in (as the papers' MATLAB rgb2ycbcr).
-_TO_YCC = np.array([BT601_Y, [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+_TO_YCC = np.array(BT601_YCBCR) / 255.0
 _OFFSET = np.array([16.0, 128.0, 128.0])
 
 

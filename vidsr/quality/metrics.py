@@ -7,6 +7,8 @@ import numpy as np
 
 # BT.601 studio-range luma weights for RGB in 0..255 (MATLAB's rgb2ycbcr): the one copy vidsr keeps.
 BT601_Y = (65.481, 128.553, 24.966)
+# The whole BT.601 studio-range RGB -> YCbCr matrix (rows Y, Cb, Cr; RGB in 0..1, YCbCr in 8-bit levels).
+BT601_YCBCR = (BT601_Y, (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:

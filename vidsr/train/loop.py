@@ -30,6 +30,7 @@ from vidsr.quality.evaluate import load_set
 from vidsr.quality.images import image_files
 from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
 from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
+from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
 from vidsr.train.state import TrainState
@@ -234,13 +235,13 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     opt = make_optimizer(run, log)
     pairs = load_training_pairs(recipe, files, log)
     val_images = load_set(data_root / recipe.val_dir)
-    loss_fn = torch.nn.L1Loss() if recipe.loss == "l1" else torch.nn.MSELoss()
+    loss_fn = make_loss(recipe.loss, recipe.chroma_weight).to(run.device)
     state = run.state
     start_wall, start_cpu = time.time(), time.process_time()
     base_cpu, base_wall = state.cpu_seconds, state.wall_seconds
     deadline = start_wall + max_minutes * 60 if max_minutes else float("inf")
     stop_step = min(recipe.steps, state.step + max_steps) if max_steps else recipe.steps
-    running = 0.0
+    running: float | None = None  # the loss's moving average over this chunk's steps
 
     def clock() -> None:
         state.cpu_seconds = base_cpu + time.process_time() - start_cpu
@@ -248,7 +249,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
 
     while state.step < stop_step and time.time() < deadline and not should_stop():
         loss = train_step(run, opt, pairs, loss_fn)
-        running = loss if state.step == 1 else 0.98 * running + 0.02 * loss
+        running = loss if running is None else 0.98 * running + 0.02 * loss
         clock()
         if state.step % 20 == 0:
             log(f"step {state.step}/{recipe.steps} loss {running:.5f} lr {recipe.lr_at(state.step - 1):.2e} "

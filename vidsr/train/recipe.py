@@ -11,6 +11,7 @@ from typing import Any
 
 from vidsr.degradation.spec import DegradationRanges
 from vidsr.models.registry import PRESETS, architecture
+from vidsr.train.losses import LOSSES
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Recipe:
     patch: int
     batch: int
     steps: int
-    loss: str = "l1"  # or "mse"
+    loss: str = "l1"  # or "mse", or "l1-ycbcr" (chroma errors weighted by chroma_weight)
+    chroma_weight: float = 1.0
     optimizer: str = "adam"
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
@@ -85,10 +87,13 @@ def load_recipe(path: str | Path) -> Recipe:
     for held in map(Path, eval_dirs):
         if any(held == x or held.is_relative_to(x) or x.is_relative_to(held) for x in map(Path, train_dirs)):
             raise ValueError(f"{path}: {held} is held out for validation and cannot also be trained on")
-    for key, allowed in (("loss", ("l1", "mse")), ("optimizer", ("adam", "sgd")),
+    for key, allowed in (("loss", LOSSES), ("optimizer", ("adam", "sgd")),
                          ("schedule", ("cosine", "step"))):
         if key in t and t[key] not in allowed:
             raise ValueError(f"{path}: {key} = {t[key]!r}; choose one of {', '.join(allowed)}")
+    if "chroma_weight" in t and (t.get("loss") != "l1-ycbcr" or not 0 <= t["chroma_weight"] <= 1):
+        raise ValueError(f"{path}: chroma_weight (0 to 1) weighs the l1-ycbcr loss's chroma; it needs loss = "
+                         f"\"l1-ycbcr\"")
     if d.get("mix_scales") and architecture(arch).input_space != "HR":
         raise ValueError(f"{path}: mix_scales needs a model that takes HR-size input (VDSR, SRCNN)")
     if isinstance(t.get("init_from"), str):
