@@ -34,17 +34,19 @@ def test_bench_onnx_runtime_and_bad_size(vidsr, env, tmp_path):
 
 
 def test_peak_rss_is_flat_for_a_clip_four_times_longer(vidsr, tmp_path):
-    # 640x360 -> 1280x720. Peak RSS moves between runs of the same clip: the encoder's and decoder's threads and
-    # the inference thread share one heap that is never trimmed, and where their buffers land depends on timing.
-    # Measured on a Zen 5 (fp32 and bf16): 389-447 MB, up to 38 MB apart for 10- and 60-frame clips (CI once saw
-    # 41) and up to 21 MB for 60- and 260-frame clips. Holding the output frames alone, 1.4 MB each in yuv420p,
-    # would add 276 MB for the 200 extra frames; the check allows 100 MB. Both clips are past the codecs' warm-up.
+    # 320x180 -> 1280x720 (x4: the output frames of a 640x360 x2 run at a quarter of its decode and inference,
+    # which took 143 of the suite's 1,265 s on a Zen 3). Peak RSS moves between runs of the same clip: the
+    # encoder's and decoder's threads and the inference thread share one heap that is never trimmed, and where
+    # their buffers land depends on timing. Measured on a Zen 5 at x2 (fp32 and bf16): 389-447 MB, up to 38 MB
+    # apart for 10- and 60-frame clips (CI once saw 41) and up to 21 MB for 60- and 260-frame clips. Holding the
+    # output frames alone, 1.4 MB each in yuv420p, would add 276 MB for the 200 extra frames; the check allows
+    # 100 MB. Both clips are past the codecs' warm-up.
     rss = {}
     for n in (60, 260):
-        src = make_clip(tmp_path / f"in{n}.mkv", 640, 360, frames=n, audio=True)
-        r = json.loads(vidsr("upscale", src, "-o", tmp_path / f"out{n}.mkv", "-m", "edsr", "--preset", "ultrafast",
-                             "--json", "-q", check=0).stdout)
-        assert r["frames"] == n
+        src = make_clip(tmp_path / f"in{n}.mkv", 320, 180, frames=n, audio=True)
+        r = json.loads(vidsr("upscale", src, "-o", tmp_path / f"out{n}.mkv", "-m", "edsr", "--scale", "4",
+                             "--preset", "ultrafast", "--json", "-q", check=0).stdout)
+        assert r["frames"] == n and r["scale"] == 4
         rss[n] = r["peak_rss_mb"]
     assert rss[260] - rss[60] < 100, rss
 
