@@ -234,6 +234,32 @@ def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
         load_recipe(bad)
 
 
+def test_hr_scales_add_smaller_copies_with_their_own_variants_and_keep_the_full_size_ones(tmp_path, data):
+    ranges = DegradationRanges(variants=2, codecs={"h264": 1.0})
+    files = sorted((data / "train/pics").glob("*.png"))
+    quiet = {"log": lambda s: None}
+    full = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", **quiet)
+    more = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", hr_scales=(1.0, 0.5), **quiet)
+    again = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", hr_scales=(1.0, 0.5), **quiet)
+    assert len(more.hr) == 2 * len(full.hr) and len(more.lr) == 2 * len(full.lr)
+    assert more.hr_index == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    for i in range(len(files)):  # the full-size pairs are the ones a recipe without hr_scales trains on
+        assert np.array_equal(more.hr[2 * i], full.hr[i]) and np.array_equal(more.lr[4 * i], full.lr[2 * i])
+        half = more.hr[2 * i + 1]
+        assert abs(half.shape[1] - full.hr[i].shape[1] / 2) <= 4 and more.lr[4 * i + 2].shape[1] == half.shape[1] // 2
+    assert all(np.array_equal(x, y) for x, y in zip(more.lr, again.lr))  # cached under its own key
+    assert len(list((tmp_path / "cache").glob("degraded-*.npz"))) == 2
+    from vidsr.train.recipe import load_recipe
+
+    text = recipe(tmp_path).path.read_text()
+    (tmp_path / "scaled.toml").write_text(text.replace("patch = 16", "patch = 16\nhr_scales = [1.0, 0.75]"))
+    assert load_recipe(tmp_path / "scaled.toml").hr_scales == (1.0, 0.75)
+    for bad in ("[0.5]", "[1.0, 0.1]", "[]"):
+        (tmp_path / "bad.toml").write_text(text.replace("patch = 16", f"patch = 16\nhr_scales = {bad}"))
+        with pytest.raises(ValueError, match="hr_scales"):
+            load_recipe(tmp_path / "bad.toml")
+
+
 def test_a_recipe_kind_names_the_use_without_changing_the_cache_key():
     heavy = DegradationRanges.from_table({"kind": "heavy", "variants": 2})
     assert heavy.kind == "heavy" and heavy.sha256() == DegradationRanges(variants=2).sha256()

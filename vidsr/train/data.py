@@ -8,9 +8,11 @@ starts in seconds. A step only crops, flips and rotates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vidsr.degradation.apply import degrade as degrade_real
@@ -28,6 +30,26 @@ def data_hash(files: list[Path]) -> str:
     for f in files:
         h.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
+
+
+def hr_images(files: list[Path], hr_scales: tuple[float, ...] = (1.0,)) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(file index, rescale index, RGB image) for every training image at every scale of ``hr_scales``.
+
+    Smaller copies of the HR images are more training content, not more of the same: a detail that spans 40
+    pixels at full size spans 20 at half, so the network sees each texture at several sizes, as Real-ESRGAN's
+    multi-scale DF2K does. They are area-downscaled (antialiased), which keeps them clean HR targets."""
+    for i, f in enumerate(files):
+        img = read_rgb(f)
+        for k, factor in enumerate(hr_scales):
+            if factor == 1.0:
+                yield i, k, img
+                continue
+            h, w = img.shape[:2]
+            yield i, k, cv2.resize(img, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+
+
+def _scales_key(hr_scales: tuple[float, ...]) -> str:
+    return "" if hr_scales == (1.0,) else "-hr" + "_".join(f"{f:g}" for f in hr_scales)
 
 
 @dataclass
@@ -60,53 +82,60 @@ def degrade(hr_rgb: np.ndarray, scale: int, colour: str) -> tuple[np.ndarray, np
     return up, (rgb_to_y(hr_rgb) / 255.0).astype(np.float32)
 
 
-def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | None) -> Pairs:
-    key = f"{data_hash(files)[:16]}-x{scale}-{colour}"
+def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | None,
+               hr_scales: tuple[float, ...] = (1.0,)) -> Pairs:
+    key = f"{data_hash(files)[:16]}-x{scale}-{colour}{_scales_key(hr_scales)}"
     cache = cache_dir / f"pairs-{key}.npz" if cache_dir else None
     if cache and cache.is_file():
         with np.load(cache) as z:
             n = int(z["n"])
             return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{i}"] for i in range(n)])
-    lr, hr = zip(*(degrade(read_rgb(f), scale, colour) for f in files))
+    lr, hr = zip(*(degrade(img, scale, colour) for _, _, img in hr_images(files, hr_scales)))
     pairs = Pairs(scale, list(lr), list(hr))
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"lr{i}": a for i, a in enumerate(pairs.lr)} | {f"hr{i}": a for i, a in enumerate(pairs.hr)}
         with atomic_path(cache) as tmp:
-            np.savez(tmp, n=np.array(len(files)), **arrays)  # type: ignore[arg-type]
+            np.savez(tmp, n=np.array(len(pairs.lr)), **arrays)  # type: ignore[arg-type]
     return pairs
 
 
 def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: DegradationRanges, seed: int,
-                        cache_dir: Path | None, log=print) -> Pairs:
+                        cache_dir: Path | None, log=print, hr_scales: tuple[float, ...] = (1.0,)) -> Pairs:
     """``ranges.variants`` degraded LR copies of every training image, made once through the real codecs and
     cached (keyed by the data, the ranges, the seed, the scale and the colour mode): measured cheaper per CPU-hour
     than encoding patches on the fly (docs/REAL-FOOTAGE.md). Variant v of image i is drawn from a generator seeded
-    by (seed, scale, i, v), so the set is the same on every machine."""
-    key = f"{data_hash(files)[:16]}-{ranges.sha256()[:12]}-s{seed}-x{scale}-{colour}"
+    by (seed, scale, i, v), and at the k-th of ``hr_scales`` past the first by (seed, scale, i, v, k), so the set
+    is the same on every machine."""
+    key = f"{data_hash(files)[:16]}-{ranges.sha256()[:12]}-s{seed}-x{scale}-{colour}{_scales_key(hr_scales)}"
     cache = cache_dir / f"degraded-{key}.npz" if cache_dir else None
     if cache and cache.is_file():
         with np.load(cache) as z:
             n, m = int(z["n"]), int(z["m"])
             return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{j}"] for j in range(m)],
                          [int(v) for v in z["hr_index"]], lr_small=colour == "Y")
-    lr, hr, index = [], [], []
-    for i, f in enumerate(files):
-        img = even_crop(read_rgb(f), scale)
+    lr: list[np.ndarray] = []
+    hr: list[np.ndarray] = []
+    index: list[int] = []
+    for i, k, img in hr_images(files, hr_scales):
+        img = even_crop(img, scale)
+        if min(img.shape[:2]) < 2 * scale:
+            continue  # a T91 image at half size and x4: nothing left to pair
+        j = len(hr)
         hr.append(img if colour == "RGB" else (rgb_to_y(img) / 255.0).astype(np.float32))
         for v in range(ranges.variants):
-            rng = np.random.default_rng([seed, scale, i, v])
+            rng = np.random.default_rng([seed, scale, i, v] + ([k] if k else []))
             low = degrade_real(img, scale, ranges.draw(rng, scale), rng)
             lr.append(low.rgb if colour == "RGB" else low.y)
-            index.append(i)
-        if i % 50 == 0:
+            index.append(j)
+        if i % 50 == 0 and k == 0:
             log(f"degraded {i + 1}/{len(files)} images x{scale} ({ranges.variants} variants each)")
     pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y")
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"lr{i}": a for i, a in enumerate(lr)} | {f"hr{j}": a for j, a in enumerate(hr)}
         with atomic_path(cache) as tmp:
-            np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)
+            np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)  # type: ignore[arg-type]
     return pairs
 
 

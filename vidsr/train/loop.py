@@ -208,9 +208,9 @@ def load_training_pairs(recipe: Recipe, files: list[Path], log: Callable[[str], 
     colour = architecture(recipe.arch).colour
     cache = cache_root() / "train"
     if recipe.degradation:
-        return [load_degraded_pairs(files, s, colour, recipe.degradation, recipe.seed, cache, log)
+        return [load_degraded_pairs(files, s, colour, recipe.degradation, recipe.seed, cache, log, recipe.hr_scales)
                 for s in recipe.scales]
-    return [load_pairs(files, s, colour, cache) for s in recipe.scales]
+    return [load_pairs(files, s, colour, cache, recipe.hr_scales) for s in recipe.scales]
 
 
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,

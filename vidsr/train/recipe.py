@@ -30,6 +30,8 @@ class Recipe:
     patch: int
     batch: int
     steps: int
+    # The HR images at each of these sizes (1.0 = as stored; 0.5 = area-downscaled to half): more content.
+    hr_scales: tuple[float, ...] = (1.0,)
     loss: str = "l1"  # or "mse", or "l1-ycbcr" (chroma errors weighted by chroma_weight)
     chroma_weight: float = 1.0
     optimizer: str = "adam"
@@ -94,6 +96,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if "chroma_weight" in t and (t.get("loss") != "l1-ycbcr" or not 0 <= t["chroma_weight"] <= 1):
         raise ValueError(f"{path}: chroma_weight (0 to 1) weighs the l1-ycbcr loss's chroma; it needs loss = "
                          f"\"l1-ycbcr\"")
+    hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
+    if not hr_scales or hr_scales[0] != 1.0 or not all(0.2 <= f <= 1.0 for f in hr_scales):
+        raise ValueError(f"{path}: [data] hr_scales starts with 1.0 (the images as stored), then sizes in 0.2-1.0")
     if d.get("mix_scales") and architecture(arch).input_space != "HR":
         raise ValueError(f"{path}: mix_scales needs a model that takes HR-size input (VDSR, SRCNN)")
     if isinstance(t.get("init_from"), str):
@@ -107,6 +112,6 @@ def load_recipe(path: str | Path) -> Recipe:
     return Recipe(path=path, degradation=degradation, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
                   config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
-                  eval_dirs=eval_dirs,
-                  patch=d["patch"], augment=d.get("augment", True), mix_scales=d.get("mix_scales", False),
+                  eval_dirs=eval_dirs, patch=d["patch"], hr_scales=hr_scales, augment=d.get("augment", True),
+                  mix_scales=d.get("mix_scales", False),
                   notes=data.get("notes", ""), **t)
