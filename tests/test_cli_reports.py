@@ -1,6 +1,7 @@
 """`vidsr eval`, `vidsr models`, and `vidsr upscale` scored against eval, through the real CLI on made images."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -33,6 +34,25 @@ def test_models_lists_every_engine_and_scale(vidsr):
     # One engine per scale is what --model auto runs; unmeasured, as here, that is EDSR.
     assert sorted(r["scale"] for r in rows if r["auto"]) == [2, 3, 4]
     assert {r["engine"] for r in rows if r["auto"]} == {"edsr-tiny-x2", "edsr-tiny-x3", "edsr-tiny-x4"}
+
+
+def test_the_models_table_shows_every_engine_id_whole(vidsr, engines):
+    # The id is what --model takes, and a family can hold two engines of one kind whose ids differ at the end.
+    from media import TINY
+
+    from vidsr.models.engine import save_engine
+    from vidsr.models.registry import ARCHITECTURES
+
+    long_ids = [f"edsr-tiny-x2-for-heavily-compressed-noisy-footage-{k}" for k in "ab"]
+    for eid in long_ids:
+        model = ARCHITECTURES["edsr"].build(TINY["edsr"], (2,))
+        save_engine(engines / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model)
+    try:
+        table = vidsr("models", check=0).stdout.decode()
+        assert all(eid in table for eid in long_ids), table
+    finally:
+        for eid in long_ids:
+            shutil.rmtree(engines / eid)
 
 
 def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):

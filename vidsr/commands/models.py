@@ -49,7 +49,9 @@ def models(as_json: bool) -> None:
     table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
     for col in ("model", "engine", "input", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "degraded",
                 "steps", "CPU-h", "auto"):
-        table.add_column(col)
+        # An engine's id is what --model takes: cut short, two heavy engines would read the same.
+        longest = max((len(r["engine"]) for r in rows), default=0) if col == "engine" else None
+        table.add_column(col, min_width=longest, no_wrap=col == "engine")
     for r, (steps, cpu_hours) in zip(rows, labels):
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
