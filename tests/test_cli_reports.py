@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -36,23 +38,22 @@ def test_models_lists_every_engine_and_scale(vidsr):
     assert {r["engine"] for r in rows if r["auto"]} == {"edsr-tiny-x2", "edsr-tiny-x3", "edsr-tiny-x4"}
 
 
-def test_the_models_table_shows_every_engine_id_whole(vidsr, engines):
+def test_the_models_table_shows_every_engine_id_whole(env, engines, tmp_path):
     # The id is what --model takes, and a family can hold two engines of one kind whose ids differ at the end.
     from media import TINY
 
     from vidsr.models.engine import save_engine
     from vidsr.models.registry import ARCHITECTURES
 
+    folder = shutil.copytree(engines, tmp_path / "engines")  # the session's engines stay as other tests expect
     long_ids = [f"edsr-tiny-x2-for-heavily-compressed-noisy-footage-{k}" for k in "ab"]
     for eid in long_ids:
         model = ARCHITECTURES["edsr"].build(TINY["edsr"], (2,))
-        save_engine(engines / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model)
-    try:
-        table = vidsr("models", check=0).stdout.decode()
-        assert all(eid in table for eid in long_ids), table
-    finally:
-        for eid in long_ids:
-            shutil.rmtree(engines / eid)
+        save_engine(folder / eid, eid, "edsr", "edsr", "edsr", TINY["edsr"], (2,), model)
+    p = subprocess.run([sys.executable, "-m", "vidsr", "models"], capture_output=True, text=True, timeout=120,
+                       env=env | {"VIDSR_ENGINES": str(folder)})
+    assert p.returncode == 0, p.stderr
+    assert all(eid in p.stdout for eid in long_ids), p.stdout
 
 
 def test_eval_of_an_empty_folder_is_one_clean_line(vidsr, tmp_path):

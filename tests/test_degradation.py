@@ -254,7 +254,7 @@ def test_hr_scales_add_smaller_copies_with_their_own_variants_and_keep_the_full_
     text = recipe(tmp_path).path.read_text()
     (tmp_path / "scaled.toml").write_text(text.replace("patch = 16", "patch = 16\nhr_scales = [1.0, 0.75]"))
     assert load_recipe(tmp_path / "scaled.toml").hr_scales == (1.0, 0.75)
-    for bad in ("[0.5]", "[1.0, 0.1]", "[]"):
+    for bad in ("[0.5]", "[1.0, 0.1]", "[]", "[1.0, 1.0]", "[1.0, 0.5, 0.5]"):
         (tmp_path / "bad.toml").write_text(text.replace("patch = 16", f"patch = 16\nhr_scales = {bad}"))
         with pytest.raises(ValueError, match="hr_scales"):
             load_recipe(tmp_path / "bad.toml")

@@ -40,12 +40,10 @@ def hr_images(files: list[Path], hr_scales: tuple[float, ...] = (1.0,)) -> Itera
     multi-scale DF2K does. They are area-downscaled (antialiased), which keeps them clean HR targets."""
     for i, f in enumerate(files):
         img = read_rgb(f)
+        h, w = img.shape[:2]
         for k, factor in enumerate(hr_scales):
-            if factor == 1.0:
-                yield i, k, img
-                continue
-            h, w = img.shape[:2]
-            yield i, k, cv2.resize(img, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+            yield i, k, img if factor == 1.0 else cv2.resize(img, (round(w * factor), round(h * factor)),
+                                                             interpolation=cv2.INTER_AREA)
 
 
 def _scales_key(hr_scales: tuple[float, ...]) -> str:

@@ -94,11 +94,13 @@ def load_recipe(path: str | Path) -> Recipe:
         if key in t and t[key] not in allowed:
             raise ValueError(f"{path}: {key} = {t[key]!r}; choose one of {', '.join(allowed)}")
     if "chroma_weight" in t and (t.get("loss") != "l1-ycbcr" or not 0 <= t["chroma_weight"] <= 1):
-        raise ValueError(f"{path}: chroma_weight (0 to 1) weighs the l1-ycbcr loss's chroma; it needs loss = "
-                         f"\"l1-ycbcr\"")
+        raise ValueError(f"{path}: chroma_weight = {t['chroma_weight']} needs loss = \"l1-ycbcr\" and a value "
+                         "from 0 to 1")
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
-    if not hr_scales or hr_scales[0] != 1.0 or not all(0.2 <= f <= 1.0 for f in hr_scales):
-        raise ValueError(f"{path}: [data] hr_scales starts with 1.0 (the images as stored), then sizes in 0.2-1.0")
+    smaller = hr_scales[1:]
+    if hr_scales[:1] != (1.0,) or len(set(smaller)) != len(smaller) or not all(0.2 <= f < 1.0 for f in smaller):
+        raise ValueError(f"{path}: [data] hr_scales starts with 1.0 (the images as stored), then distinct sizes "
+                         "from 0.2 to under 1.0")
     if d.get("mix_scales") and architecture(arch).input_space != "HR":
         raise ValueError(f"{path}: mix_scales needs a model that takes HR-size input (VDSR, SRCNN)")
     if isinstance(t.get("init_from"), str):
