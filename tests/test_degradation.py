@@ -1,6 +1,10 @@
 """Real-footage degradation: deterministic, really lossy, parsed strictly, and auto picks engines by input."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,6 +58,40 @@ def test_every_codec_is_deterministic_for_a_seed():
         d = parse_spec(spec)
         a, b = (degrade(hr, 2, d, np.random.default_rng([5])) for _ in range(2))
         assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.y, b.y), spec
+
+
+# Degrades four textures under each spec and prints one hash; with "c", FFmpeg's SIMD is forced off first (as on a
+# CPU without those instruction sets), through libavutil's own av_force_cpu_flags.
+DEGRADE_AND_HASH = """
+import ctypes, glob, hashlib, os, sys
+import av, numpy as np
+from test_degradation import texture
+from vidsr.degradation.apply import degrade, even_crop
+from vidsr.degradation.spec import parse_spec
+if sys.argv[1] == "c":
+    lib = glob.glob(os.path.join(os.path.dirname(av.__file__), "..", "av.libs", "libavutil*"))
+    ctypes.CDLL(lib[0] if lib else "libavutil.so").av_force_cpu_flags(0)
+h = hashlib.sha256()
+for spec in sys.argv[2:]:
+    for seed in range(4):
+        low = degrade(even_crop(texture(192, 256, seed), 2), 2, parse_spec(spec), np.random.default_rng(seed))
+        h.update(low.rgb.tobytes() + low.y.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_degraded_bytes_are_the_same_in_every_process_and_without_simd():
+    """A seed must give the same bytes on every CPU kind and in every process, or an eval figure moves between
+    two runs of one command: x264's assembly varied between processes, and swscale's and MPEG-2's SIMD paths
+    round otherwise than their C paths (this test fails on the code before session 20)."""
+    specs = ["kernel=area,noise=3,h264:crf=30", "hevc:crf=30,preset=veryfast", "mpeg2:q=8", "noise=2,420"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", DEGRADE_AND_HASH, mode, *specs], stdout=subprocess.PIPE,
+                              env=env, text=True) for mode in ("simd", "simd", "simd", "c")]
+    hashes = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs) and len(hashes[0]) == 64
+    assert hashes[:3] == [hashes[0]] * 3, "processes disagree"
+    assert hashes[3] == hashes[0], "FFmpeg's C path gives other bytes than its SIMD path"
 
 
 def test_h264_artefacts_grow_with_crf_inside_stated_bounds():

@@ -4,7 +4,10 @@ subsampling, and real codec compression through the real encoders in PyAV.
 Video codecs see a short pan over the image (``Degradation.frames`` frames moving by ``pan`` and ``zoom`` each),
 so that the kept frame carries the motion-compensated (P/B) artefacts that real footage has, not only intra ones.
 The kept frame is the unmoved one, so the clean HR image stays its exact target. Every random choice comes from
-the generator passed in, and the encoders run single-threaded, so a seed gives the same bytes on every machine.
+the generator passed in, and every step that turns pixels into bytes runs its bit-exact C path, single-threaded:
+x264 and x265 with their assembly off, MPEG-2 with integer DCTs, swscale with BITEXACT | ACCURATE_RND. So a seed
+gives the same bytes in every process and on every CPU kind, and an eval figure under ``--degrade`` is repeatable
+(docs/REAL-FOOTAGE.md, session 20, has what each of these cost and what it fixed).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fractions import Fraction
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from vidsr.degradation.spec import Degradation
 from vidsr.quality.imresize import imresize
@@ -24,6 +28,11 @@ from vidsr.video.formats import add_video_stream
 
 MIN_SIDE = 128
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "mpeg2": "mpeg2video"}
+# swscale's SIMD RGB <-> YUV paths round differently from its C path (one level on about 2% of samples), so
+# their output depends on the CPU's instruction sets; these flags take the C path's rounding on every CPU.
+EXACT_SWS = Interpolation.BILINEAR | Interpolation.BITEXACT | Interpolation.ACCURATE_RND
+# The MPEG-2 encoder's and decoder's DCTs: the C integer transforms, since the SIMD ones are CPU-dependent.
+MPEG2_EXACT = {"dct": "int", "idct": "simple", "flags": "+bitexact"}
 
 
 @dataclass
@@ -78,14 +87,16 @@ def add_noise(lr: np.ndarray, d: Degradation, rng: np.random.Generator) -> np.nd
 
 
 def _yuv_frame(rgb: np.ndarray) -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p", interpolation=EXACT_SWS, threads=1)
 
 
 def _decoded(frame: av.VideoFrame, h: int | None = None, w: int | None = None) -> LowRes:
     """RGB and Y of a decoded frame, cropped to (h, w) where the encoder saw it padded."""
-    yuv = frame.reformat(format="yuv420p")
+    yuv = frame.reformat(format="yuv420p", interpolation=EXACT_SWS, threads=1)
+    rgb = yuv.reformat(format="rgb24", interpolation=EXACT_SWS, threads=1).to_ndarray()
     h, w = h or yuv.height, w or yuv.width
-    return LowRes(np.ascontiguousarray(yuv.to_ndarray(format="rgb24")[:h, :w]), yuv.to_ndarray()[:h, :w].copy())
+    return LowRes(np.ascontiguousarray(rgb[:h, :w]), yuv.to_ndarray()[:h, :w].copy())
 
 
 def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
@@ -131,6 +142,8 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
     buf.seek(0)
     with av.open(buf, "r") as demuxer:
         demuxer.streams.video[0].thread_count = 1
+        if d.codec == "mpeg2":
+            demuxer.streams.video[0].codec_context.options = dict(MPEG2_EXACT)
         back = [_decoded(f, h, w) for f in demuxer.decode(video=0)]
     if len(back) != len(frames):
         raise RuntimeError(f"{encoder_name} gave back {len(back)} of {len(frames)} frames")
@@ -138,17 +151,20 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
 
 
 def encoder_options(d: Degradation) -> dict[str, object]:
-    """The encoder options that make ``d``'s codec, quality and preset, single-threaded for determinism."""
+    """The encoder options that make ``d``'s codec, quality and preset, single-threaded and bit-exact."""
     if d.codec == "h264":
         # x264's lookahead runs threads of its own even at threads=1, and then the faster presets' output
-        # varies from run to run (seen at veryfast): both are pinned, so that a seed gives the same bytes.
+        # varies from run to run (seen at veryfast): both are pinned. Its assembly gave other streams for the same
+        # frames from one process to the next (8 of 19 Set5/Set14 images at CRF 30 or 23, six processes at once, on a
+        # Sapphire Rapids); its C path gave one stream every time, for 1.7x the encode time.
         return {"crf": str(d.quality), "preset": d.preset, "threads": "1",
-                "x264-params": "threads=1:lookahead-threads=1"}
+                "x264-params": "threads=1:lookahead-threads=1:asm=0"}
     if d.codec == "hevc":
+        # x265's assembly is CPU-dependent too: off, as x264's is, so that every CPU kind encodes alike.
         return {"crf": str(d.quality), "preset": d.preset,
-                "x265-params": "log-level=none:pools=1:frame-threads=1:wpp=0:lookahead-slices=0"}
+                "x265-params": "log-level=none:pools=1:frame-threads=1:wpp=0:lookahead-slices=0:asm=0"}
     # MPEG-2 at a fixed quantiser, as SD broadcast chains run it; a GOP of 12 with B-frames, as DVB does.
-    return {"qmin": str(d.quality), "qmax": str(d.quality), "g": "12", "bf": "2", "threads": "1"}
+    return {"qmin": str(d.quality), "qmax": str(d.quality), "g": "12", "bf": "2", "threads": "1", **MPEG2_EXACT}
 
 
 def even_crop(hr: np.ndarray, scale: int) -> np.ndarray:
