@@ -112,6 +112,33 @@ def test_resume_without_moments_is_recorded(tmp_path, data):
     assert state.moments_reset_at == [2]
 
 
+def test_an_ema_run_ships_the_average_and_resumes_to_the_same_weights(tmp_path, data):
+    r = recipe(tmp_path)
+    run(r, data, tmp_path / "plain")
+    r.ema = 0.5
+    whole = run(r, data, tmp_path / "whole")
+    run(r, data, tmp_path / "chunks", max_steps=2)
+    run(r, data, tmp_path / "chunks", resume=True, max_steps=3)
+    run(r, data, tmp_path / "chunks", resume=True)
+    plain, a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("plain", "whole", "chunks"))
+    live = load_file(str(tmp_path / "whole/optimizer.safetensors"))
+    weights = [k for k in a if k.endswith("weight")]
+    # The same steps trained the same live weights; what ships is their average, not the last of them.
+    for k in weights:
+        np.testing.assert_allclose(live["live." + k], plain[k], rtol=0, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+    assert any(not np.allclose(a[k], plain[k], atol=1e-6) for k in weights)
+    assert whole.curve != json.loads((tmp_path / "plain/train_state.json").read_text())["curve"]
+
+
+def test_an_ema_outside_0_to_1_is_refused(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(RECIPE.format(id="bad", preset="srcnn", scales="[2]", config="{}", patch=16, loss="l1",
+                                  opt="adam", lr=1e-3, clip=0.0) + "ema = 1.0\n")
+    with pytest.raises(ValueError, match="ema = 1.0"):
+        load_recipe(path)
+
+
 def test_a_resume_on_a_machine_of_another_precision_is_recorded(tmp_path, data, monkeypatch):
     r = recipe(tmp_path)
     monkeypatch.setattr("vidsr.train.loop.has_fast_bf16", lambda: False)

@@ -4,6 +4,10 @@ Every random choice of step k comes from a generator seeded by (seed, k), and th
 k, so a run cut into ``--max-minutes`` chunks sees exactly the data and schedule of an uninterrupted one. A chunk
 ends with a checkpoint: weights (safetensors), optimizer moments (safetensors, kept out of git) and a small JSON
 state with the step, CPU time, RNG state and the validation curve.
+
+With ``ema`` in the recipe the weights shipped, validated and written to model.safetensors are an exponential
+moving average of the trained ones (torch's AveragedModel), which average out the step-to-step noise of a
+fine-tune; the trained ("live") weights travel in the optimizer file, beside the moments they belong with.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vidsr.degradation.spec import parse_spec
 from vidsr.errors import VidsrError
@@ -36,7 +41,8 @@ from vidsr.train.recipe import Recipe
 from vidsr.train.state import TrainState
 
 STATE = "train_state.json"
-OPTIMIZER = "optimizer.safetensors"  # Adam moments: large, so never committed
+OPTIMIZER = "optimizer.safetensors"  # Adam moments (and an EMA run's live weights): large, so never committed
+LIVE = "live."  # key prefix of the live weights in the optimizer file
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -46,7 +52,7 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
-    flat = load_file(str(path))
+    flat = {k: v for k, v in load_file(str(path)).items() if not k.startswith(LIVE)}
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in flat.items():
         i, name = key.split(".", 1)
@@ -103,6 +109,12 @@ class Run:
     state: TrainState
     device: str
     resumed: bool
+    averaged: AveragedModel | None = None  # the recipe's EMA of ``model``, where it has one
+
+    @property
+    def shipped(self) -> torch.nn.Module:
+        """The weights validated and written as the engine: the average where the recipe keeps one."""
+        return self.averaged.module if self.averaged is not None else self.model
 
 
 def open_run(recipe: Recipe, out: Path, resume: bool, device: str, log: Callable[[str], None]) -> Run:
@@ -136,7 +148,27 @@ def open_run(recipe: Recipe, out: Path, resume: bool, device: str, log: Callable
     state.note_precision("bf16 autocast" if bf16 else "fp32", legacy=_manifest_precision(out))
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
     model = model.to(device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
-    return Run(recipe, out, model, state, device, resumed)
+    run = Run(recipe, out, model, state, device, resumed)
+    if recipe.ema:
+        run.averaged = _start_average(run, log)
+    return run
+
+
+def _start_average(run: Run, log: Callable[[str], None]) -> AveragedModel:
+    """The EMA of ``run.model``. On a resume it starts from model.safetensors (the average so far, or a run's
+    plain weights where the EMA begins mid-run), and the live weights come back from the optimizer file; a
+    fresh checkout lacks that file, and then training goes on from the average (moments_reset_at says where)."""
+    averaged = AveragedModel(run.model, multi_avg_fn=get_ema_multi_avg_fn(run.recipe.ema), use_buffers=True)
+    if run.resumed:
+        averaged.n_averaged.fill_(1)  # the copy is the average so far: the next update blends, not replaces
+        live_path = run.out / OPTIMIZER
+        live = {k[len(LIVE):]: v for k, v in load_file(str(live_path)).items() if k.startswith(LIVE)} \
+            if live_path.is_file() else {}
+        if live:
+            run.model.load_state_dict(live)
+        else:
+            log("no live weights kept beside the average: training goes on from the average")
+    return averaged
 
 
 def make_optimizer(run: Run, log: Callable[[str], None]) -> torch.optim.Optimizer:
@@ -181,6 +213,8 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
     if r.clip_theta:
         torch.nn.utils.clip_grad_value_(run.model.parameters(), r.clip_theta / lr)
     opt.step()
+    if run.averaged is not None:
+        run.averaged.update_parameters(run.model)
     run.state.step = step + 1
     return float(loss.item())
 
@@ -188,8 +222,9 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
 def checkpoint(run: Run, opt: torch.optim.Optimizer) -> None:
     """Weights and state durably (they are what a resume trusts), the moments best-effort."""
     run.state.torch_rng = torch.get_rng_state().tolist()
-    atomic_write_bytes(run.out / WEIGHTS, save(_weights(run.model)), durable=True)
-    atomic_write_bytes(run.out / OPTIMIZER, save(_optimizer_tensors(opt)))
+    atomic_write_bytes(run.out / WEIGHTS, save(_weights(run.shipped)), durable=True)
+    live = {LIVE + k: v for k, v in _weights(run.model).items()} if run.averaged is not None else {}
+    atomic_write_bytes(run.out / OPTIMIZER, save(_optimizer_tensors(opt) | live))
     run.state.save(run.out / STATE)
 
 
@@ -199,7 +234,7 @@ def validate(run: Run, val_images: list[np.ndarray], cpu_hours: float, log: Call
     spec = parse_spec(r.degradation.val) if r.degradation else None
     point: dict[str, Any] = {"step": run.state.step, "cpu_hours": round(cpu_hours, 4)}
     for s in r.scales:
-        point[f"x{s}"] = round(evaluate_model(run.model, r, val_images, s, run.device, spec)["psnr"], 3)
+        point[f"x{s}"] = round(evaluate_model(run.shipped, r, val_images, s, run.device, spec)["psnr"], 3)
     run.state.curve.append(point)
     log(f"val {r.val_dir} {point}")
 

@@ -46,6 +46,9 @@ class Recipe:
     decay_factor: float = 0.5
     min_lr_ratio: float = 0.01
     clip_theta: float = 0.0  # VDSR's adjustable clipping: gradients clipped to +-theta/lr
+    # Decay of an exponential moving average of the weights, which is what ships (0: none; 0.999 averages over
+    # about the last 1,000 steps).
+    ema: float = 0.0
     augment: bool = True
     mix_scales: bool = False  # multi-scale HR-space models (VDSR): a scale per patch, not one per batch
     seed: int = 0
@@ -96,6 +99,8 @@ def load_recipe(path: str | Path) -> Recipe:
     if "chroma_weight" in t and (t.get("loss") != "l1-ycbcr" or not 0 <= t["chroma_weight"] <= 1):
         raise ValueError(f"{path}: chroma_weight = {t['chroma_weight']} needs loss = \"l1-ycbcr\" and a value "
                          "from 0 to 1")
+    if not 0 <= t.get("ema", 0.0) < 1:
+        raise ValueError(f"{path}: ema = {t['ema']}; a decay from 0 (no average) to under 1, such as 0.999")
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
     smaller = hr_scales[1:]
     if hr_scales[:1] != (1.0,) or len(set(smaller)) != len(smaller) or not all(0.2 <= f < 1.0 for f in smaller):
