@@ -86,7 +86,8 @@ def add_noise(lr: np.ndarray, d: Degradation, rng: np.random.Generator) -> np.nd
     return np.clip(np.round(x + n * sigma), 0, 255).astype(np.uint8)
 
 
-def _yuv_frame(rgb: np.ndarray) -> av.VideoFrame:
+def yuv420_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """The 8-bit 4:2:0 frame an encoder is given for an RGB image (BT.601, tv range), bit-exact on every CPU."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     return frame.reformat(format="yuv420p", interpolation=EXACT_SWS, threads=1)
 
@@ -115,7 +116,7 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
         return out
     if d.codec == "none":
         if d.chroma420:
-            return [_decoded(_yuv_frame(rgb)) for rgb in frames]
+            return [_decoded(yuv420_frame(rgb)) for rgb in frames]
         return [LowRes(rgb, rgb_to_y(rgb).astype(np.uint8)) for rgb in frames]
     encoder_name = ENCODERS[d.codec]
     h, w = frames[0].shape[:2]
@@ -135,7 +136,7 @@ def encode_decode(frames: list[np.ndarray], d: Degradation) -> list[LowRes]:
         stream.time_base = Fraction(1, 25)
         stream.options = encoder_options(d)
         for i, rgb in enumerate(frames):
-            frame = _yuv_frame(rgb)
+            frame = yuv420_frame(rgb)
             frame.pts = i
             muxer.mux(stream.encode(frame))
         muxer.mux(stream.encode(None))

@@ -31,6 +31,7 @@ from vidsr.degradation.apply import (
     encoder_options,
     even_crop,
     pan_frames,
+    yuv420_frame,
 )
 from vidsr.degradation.detect import InputCondition, assess_image, assess_video
 from vidsr.degradation.spec import Degradation
@@ -95,7 +96,7 @@ def write_lr_clip(frames: list[np.ndarray], scale: int, d: Degradation | None, p
         if d.codec in ENCODERS:
             v.options = encoder_options(d)
         for i, rgb in enumerate(lr):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+            frame = yuv420_frame(rgb)
             frame.pts = i
             c.mux(v.encode(frame))
         c.mux(v.encode(None))
