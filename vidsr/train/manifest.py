@@ -62,8 +62,8 @@ def training_record(recipe: Recipe, state: TrainState, device: str) -> dict[str,
         "precision_segments": state.precision_segments,
         "machine": f"{cpu_model()}, {default_threads()} cores; CPU-hours are process CPU time, any thread count"
                    + (f"; trained on {torch.cuda.get_device_name(device)}" if device != "cpu" else ""),
-        "optimizer_moments": "kept out of git; a resume in a fresh checkout restarts them (steps listed in "
-                             "moments_reset_at)",
+        "optimizer_moments": "kept out of git (with an EMA run's live weights); a resume in a fresh checkout "
+                             "restarts them (steps listed in moments_reset_at)",
         "moments_reset_at": state.moments_reset_at,
         "recipe_changes": state.recipe_changes,
         "init_from": state.init_from,
