@@ -70,7 +70,7 @@ from vidsr.degradation.apply import degrade, even_crop
 from vidsr.degradation.spec import parse_spec
 if sys.argv[1] == "c":
     lib = glob.glob(os.path.join(os.path.dirname(av.__file__), "..", "av.libs", "libavutil*"))
-    ctypes.CDLL(lib[0] if lib else "libavutil.so").av_force_cpu_flags(0)
+    ctypes.CDLL(lib[0]).av_force_cpu_flags(0)  # the libavutil PyAV loaded, not some other on the system
 h = hashlib.sha256()
 for spec in sys.argv[2:]:
     for seed in range(4):
