@@ -356,6 +356,10 @@ def test_the_ycbcr_loss_weighs_chroma_errors_against_luma_and_trains(tmp_path, d
     assert loss(target + blue, target).item() == pytest.approx(0.25 * 10 / 255 / 3, rel=1e-4)
     grey = torch.rand(1, 1, 4, 4)
     assert loss(grey + 0.1, grey).item() == pytest.approx(0.1, rel=1e-4)  # a Y model's loss is plain L1
+    squared = make_loss("mse-ycbcr", chroma_weight=0.25)
+    assert squared(target + luma, target).item() == pytest.approx((10 / 255) ** 2 / 3, rel=1e-4)
+    assert squared(target + blue, target).item() == pytest.approx(0.25 * (10 / 255) ** 2 / 3, rel=1e-4)
+    assert squared(grey + 0.1, grey).item() == pytest.approx(0.01, rel=1e-4)  # a Y model's is plain MSE
     run(recipe(tmp_path, loss="l1"), data, tmp_path / "rgb", max_steps=2)
     run(recipe(tmp_path, loss="l1-ycbcr"), data, tmp_path / "ycbcr", max_steps=2)
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("rgb", "ycbcr"))

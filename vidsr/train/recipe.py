@@ -32,7 +32,7 @@ class Recipe:
     steps: int
     # The HR images at each of these sizes (1.0 = as stored; 0.5 = area-downscaled to half): more content.
     hr_scales: tuple[float, ...] = (1.0,)
-    loss: str = "l1"  # or "mse", or "l1-ycbcr" (chroma errors weighted by chroma_weight)
+    loss: str = "l1"  # or "mse", or "l1-ycbcr" / "mse-ycbcr" (chroma errors weighted by chroma_weight)
     chroma_weight: float = 1.0
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -96,9 +96,9 @@ def load_recipe(path: str | Path) -> Recipe:
                          ("schedule", ("cosine", "step"))):
         if key in t and t[key] not in allowed:
             raise ValueError(f"{path}: {key} = {t[key]!r}; choose one of {', '.join(allowed)}")
-    if "chroma_weight" in t and (t.get("loss") != "l1-ycbcr" or not 0 <= t["chroma_weight"] <= 1):
-        raise ValueError(f"{path}: chroma_weight = {t['chroma_weight']} needs loss = \"l1-ycbcr\" and a value "
-                         "from 0 to 1")
+    if "chroma_weight" in t and (t.get("loss") not in ("l1-ycbcr", "mse-ycbcr") or not 0 <= t["chroma_weight"] <= 1):
+        raise ValueError(f"{path}: chroma_weight = {t['chroma_weight']} needs loss = \"l1-ycbcr\" or "
+                         "\"mse-ycbcr\" and a value from 0 to 1")
     if not 0 <= t.get("ema", 0.0) < 1:
         raise ValueError(f"{path}: ema = {t['ema']}; a decay from 0 (no average) to under 1, such as 0.999")
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
