@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 from media import TINY, make_clip, scene
-from safetensors.numpy import load_file
 from test_train import recipe, run
 
 from vidsr.degradation.apply import degrade, even_crop
@@ -353,39 +352,3 @@ def test_a_jpeg_goes_by_the_quality_its_quantisation_table_says(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), img)
     assert assess_image(tmp_path / "a.png").jpeg_quality is None
     assert jpeg_quality(b"\xff\xd8\xff\xda\x00\x02") is None  # no table before the scan
-
-
-def test_twins_are_the_same_patch_of_another_variant_and_a_consistency_run_trains(tmp_path, data):
-    from vidsr.train.data import Pairs
-    from vidsr.train.recipe import load_recipe
-
-    rng = np.random.default_rng(1)
-    hr = [rng.integers(0, 200, (40, 40, 3), dtype=np.uint8) for _ in range(2)]
-    base = [rng.integers(0, 200, (20, 20, 3), dtype=np.uint8) for _ in range(2)]
-    # Variant v of image j is image j's LR plus 10 * v levels, so a patch says which variant and place it came from.
-    pairs = Pairs(2, [base[j] + np.uint8(10 * v) for j in range(2) for v in range(3)], hr, [0, 0, 0, 1, 1, 1])
-    x, y, _ = sample_batch([pairs], 8, 8, True, True, np.random.default_rng(0), twins=True)
-    assert x.shape == (16, 3, 8, 8) and y.shape == (8, 3, 16, 16)
-    shift = (x[8:] - x[:8]) * 255
-    per_patch = shift.reshape(8, -1)
-    assert np.allclose(per_patch, per_patch[:, :1], atol=1e-3)  # same place and turn: a constant difference
-    assert set(np.round(per_patch[:, 0]).astype(int)) <= {-20, -10, 10, 20}  # another variant, never itself
-    plain, _, _ = sample_batch([pairs], 8, 8, True, True, np.random.default_rng(0))
-    assert np.array_equal(plain, x[:8])  # the first half is the batch a run without twins draws
-    with pytest.raises(ValueError, match="2 variants"):
-        sample_batch([Pairs(2, base, hr)], 2, 8, True, True, np.random.default_rng(0), twins=True)
-    r = recipe(tmp_path)
-    path = tmp_path / "steady.toml"
-    text = r.path.read_text().replace('id = "tiny"', 'id = "tiny-steady"').replace('loss = "l1"', 'loss = "mse"')
-    path.write_text(text + "consistency = 1.0\n[degradation]\nvariants = 2\n")
-    run(load_recipe(path), data, tmp_path / "steady", max_steps=2)
-    plain_path = tmp_path / "plain.toml"
-    plain_path.write_text(text + "[degradation]\nvariants = 2\n")
-    run(load_recipe(plain_path), data, tmp_path / "plain", max_steps=2)
-    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("steady", "plain"))
-    assert not all(np.array_equal(a[k], b[k]) for k in a)  # the term is trained with
-    for tail in ("consistency = 1.0\n", "consistency = 1.0\n[degradation]\nvariants = 1\n",
-                 "consistency = -1.0\n[degradation]\nvariants = 2\n"):
-        path.write_text(text + tail)
-        with pytest.raises(ValueError, match="consistency"):
-            load_recipe(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -64,19 +64,9 @@ class Pairs:
     hr: list[np.ndarray]
     hr_index: list[int] | None = None
     lr_small: bool = False
-    _variants: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def target(self, i: int) -> np.ndarray:
         return self.hr[self.hr_index[i] if self.hr_index is not None else i]
-
-    def variants_of(self, i: int) -> list[int]:
-        """The LR indices (``i`` among them) of every degraded variant of pair ``i``'s HR image."""
-        if self.hr_index is None:
-            return [i]
-        if not self._variants:
-            for j, h in enumerate(self.hr_index):
-                self._variants.setdefault(h, []).append(j)
-        return self._variants[self.hr_index[i]]
 
 
 def degrade(hr_rgb: np.ndarray, scale: int, colour: str) -> tuple[np.ndarray, np.ndarray]:
@@ -168,55 +158,46 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: bool, augment: bool,
-                 rng: np.random.Generator, mix_scales: bool = False,
-                 twins: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+                 rng: np.random.Generator, mix_scales: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """One batch of (input, target) patches as float32 NCHW in [0, 1], plus its scale (0 when mixed).
 
     ``patch`` is the LR patch side for LR-space models (EDSR) and the HR side for HR-space ones (VDSR). For
     multi-scale models one scale is drawn per batch by default, since MDSR routes a whole batch through one head.
     ``mix_scales`` draws the scale per patch instead, as VDSR's paper does (its training set holds every scale,
     shuffled): one network sees every scale in every step, rather than being pulled toward one scale a step.
-    ``twins`` (degraded pairs) appends to the inputs a second batch: each patch again, from another degraded
-    variant of the same HR image, at the same place and turn, so that both share the one target.
     """
     if mix_scales and lr_space:
         raise ValueError("mix_scales needs HR-space patches (every scale the same size), not LR-space ones")
-    if twins and any(p.hr_index is None or len(p.lr) < 2 * len(p.hr) for p in pairs_by_scale):
-        raise ValueError("twins need degraded pairs with at least 2 variants of every HR image")
     # A few T91 images are smaller than a patch at x4 (LR side 19 px): they are never drawn.
     eligible = [[i for i in range(len(p.lr)) if min((p.lr[i] if lr_space else p.target(i)).shape[:2]) >= patch]
                 for p in pairs_by_scale]
     if not mix_scales:
         k = int(rng.integers(len(pairs_by_scale)))
-    xs, ys, drawn = [], [], []
+    xs, ys = [], []
     for _ in range(batch):
         if mix_scales:
             k = int(rng.integers(len(pairs_by_scale)))
-        pairs = pairs_by_scale[k]
+        pairs, s = pairs_by_scale[k], pairs_by_scale[k].scale
         i = eligible[k][rng.integers(len(eligible[k]))]
-        h, w = (pairs.lr[i] if lr_space else pairs.target(i)).shape[:2]
-        top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
-        x, y = _crop(pairs, i, top, left, patch, lr_space)
+        lr, hr = pairs.lr[i], pairs.target(i)
+        if lr_space:
+            h, w = lr.shape[:2]
+            top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
+            x = lr[top:top + patch, left:left + patch]
+            y = hr[top * s:(top + patch) * s, left * s:(left + patch) * s]
+        else:
+            h, w = hr.shape[:2]
+            top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
+            if pairs.lr_small:
+                top, left = top - top % s, left - left % s  # on the LR grid, as a decoded frame is
+                x = _upscaled_patch(lr, s, top, left, patch)
+            else:
+                x = lr[top:top + patch, left:left + patch]
+            y = hr[top:top + patch, left:left + patch]
         turn = int(rng.integers(8)) if augment else 0
         xs.append(_dihedral(x, turn))
         ys.append(_dihedral(y, turn))
-        drawn.append((pairs, i, top, left, turn))
-    for pairs, i, top, left, turn in drawn if twins else []:  # drawn after, so the batch is a twinless run's
-        others = [j for j in pairs.variants_of(i) if j != i]
-        xs.append(_dihedral(_crop(pairs, others[int(rng.integers(len(others)))], top, left, patch, lr_space)[0],
-                            turn))
-    return _to_nchw(xs), _to_nchw(ys), 0 if mix_scales else pairs_by_scale[k].scale
-
-
-def _crop(pairs: Pairs, i: int, top: int, left: int, patch: int, lr_space: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The (input, target) patch of pair ``i`` at (top, left): LR coordinates for LR-space models, else HR."""
-    lr, hr, s = pairs.lr[i], pairs.target(i), pairs.scale
-    if lr_space:
-        return lr[top:top + patch, left:left + patch], hr[top * s:(top + patch) * s, left * s:(left + patch) * s]
-    if pairs.lr_small:
-        top, left = top - top % s, left - left % s  # on the LR grid, as a decoded frame is
-        return _upscaled_patch(lr, s, top, left, patch), hr[top:top + patch, left:left + patch]
-    return lr[top:top + patch, left:left + patch], hr[top:top + patch, left:left + patch]
+    return _to_nchw(xs), _to_nchw(ys), 0 if mix_scales else s
 
 
 def _to_nchw(patches: list[np.ndarray]) -> np.ndarray:

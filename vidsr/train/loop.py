@@ -194,8 +194,7 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
     r, step = run.recipe, run.state.step
     rng = np.random.default_rng([r.seed, step])
     arch = architecture(r.arch)
-    xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment, rng, r.mix_scales,
-                                 twins=r.consistency > 0)
+    xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment, rng, r.mix_scales)
     if scale:
         arch.set_scale(run.model, scale)
     lr = r.lr_at(step)
@@ -205,12 +204,8 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
     y = torch.from_numpy(ys).to(run.device).contiguous(memory_format=torch.channels_last)
     bf16 = run.state.precision_segments[-1]["precision"] == "bf16 autocast"
     with torch.autocast(torch.device(run.device).type, dtype=torch.bfloat16, enabled=bf16):
-        pred = run.model(x).float()
-    if r.consistency:
-        pred, twin = pred.chunk(2)  # the batch and its twins, in one pass
-        loss = (loss_fn(pred, y) + loss_fn(twin, y)) / 2 + r.consistency * loss_fn(twin, pred)
-    else:
-        loss = loss_fn(pred, y)
+        pred = run.model(x)
+    loss = loss_fn(pred.float(), y)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
     opt.zero_grad(set_to_none=True)

@@ -49,12 +49,6 @@ class Recipe:
     # Decay of an exponential moving average of the weights, which is what ships (0: none; 0.999 averages over
     # about the last 1,000 steps).
     ema: float = 0.0
-    # Weight of a consistency term (0: none). Each patch is drawn twice, from two degraded variants of its image
-    # (other noise, codec, quality), both trained toward the target, and the loss between the two outputs is added
-    # at this weight: consecutive frames of a video are two such draws of nearly one scene, and whatever an output
-    # takes from the draw rather than the scene flickers (Eilertsen et al., CVPR 2019, regularise single-frame
-    # networks toward temporal stability the same way). Twice the compute a step.
-    consistency: float = 0.0
     augment: bool = True
     mix_scales: bool = False  # multi-scale HR-space models (VDSR): a scale per patch, not one per batch
     seed: int = 0
@@ -122,9 +116,6 @@ def load_recipe(path: str | Path) -> Recipe:
         t["betas"] = tuple(t["betas"])
     degradation = DegradationRanges.from_table(data["degradation"], f"{path}: [degradation]") \
         if "degradation" in data else None
-    if t.get("consistency", 0.0) and (t["consistency"] < 0 or degradation is None or degradation.variants < 2):
-        raise ValueError(f"{path}: consistency = {t['consistency']} needs a weight over 0 and a [degradation] table "
-                         "with variants = 2 or more")
     return Recipe(path=path, degradation=degradation, sha256=hashlib.sha256(raw).hexdigest(), id=data["id"],
                   family=data.get("family", preset.split("-")[0]), preset=preset, arch=arch,
                   config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
