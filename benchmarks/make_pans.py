@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=0, metavar="PX",
                     help="a whole-pixel pan of PX HR pixels a frame (no zoom, no resampling) instead")
     args = ap.parse_args()
+    if args.step < 0 or args.frames < 1:
+        ap.error("--step is 0 (the sub-pixel pan) or more HR pixels a frame, and --frames at least 1")
     for path in sorted(args.src.iterdir()):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None or min(img.shape[:2]) < 128:
