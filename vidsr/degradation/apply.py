@@ -44,20 +44,21 @@ class LowRes:
     y: np.ndarray
 
 
+def pan_matrix(shape: tuple[int, ...], d: Degradation, scale: int, k: int) -> np.ndarray:
+    """The 2x3 affine that makes the pan's frame ``d.target + k`` of an HR image of ``shape`` (OpenCV's warpAffine
+    convention: frame(p) = hr(M^-1 p)), so that frame(M q) = hr(q)."""
+    h, w = shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, (1 + d.zoom) ** k)
+    m[:, 2] += np.array([k * d.pan[0] * scale, k * d.pan[1] * scale])
+    return m
+
+
 def pan_frames(hr: np.ndarray, d: Degradation, scale: int) -> list[np.ndarray]:
     """``d.frames`` HR frames of a pan and zoom over ``hr``; frame ``d.target`` is ``hr`` itself."""
     h, w = hr.shape[:2]
-    frames = []
-    for i in range(d.frames):
-        k = i - d.target
-        if k == 0:
-            frames.append(hr)
-            continue
-        zoom = (1 + d.zoom) ** k
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, zoom)
-        m[:, 2] += np.array([k * d.pan[0] * scale, k * d.pan[1] * scale])
-        frames.append(cv2.warpAffine(hr, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101))
-    return frames
+    return [hr if i == d.target else cv2.warpAffine(hr, pan_matrix(hr.shape, d, scale, i - d.target), (w, h),
+                                                    flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+            for i in range(d.frames)]
 
 
 def downscale(hr: np.ndarray, scale: int, kernel: str, blur: float = 0.0) -> np.ndarray:
@@ -175,12 +176,41 @@ def even_crop(hr: np.ndarray, scale: int) -> np.ndarray:
     return hr[: h - h % m, : w - w % m]
 
 
+def _check_even(hr: np.ndarray, scale: int) -> None:
+    if hr.shape[0] % (2 * scale) or hr.shape[1] % (2 * scale):
+        raise ValueError(f"HR size {hr.shape[1]}x{hr.shape[0]} is not a multiple of {2 * scale}; use even_crop")
+
+
 def degrade(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator) -> LowRes:
     """The LR image that ``d`` makes of the uint8 RGB image ``hr``, whose sides must be multiples of 2 * scale
     (``even_crop``) so that 4:2:0 chroma fits. With ``d.is_clean`` this is exactly MATLAB bicubic."""
-    if hr.shape[0] % (2 * scale) or hr.shape[1] % (2 * scale):
-        raise ValueError(f"HR size {hr.shape[1]}x{hr.shape[0]} is not a multiple of {2 * scale}; use even_crop")
+    _check_even(hr, scale)
     frames = pan_frames(hr, d, scale) if d.codec in ENCODERS else [hr]
     target = d.target if d.codec in ENCODERS else 0
     lr = [add_noise(downscale(f, scale, d.kernel, d.blur), d, rng) for f in frames]
     return encode_decode(lr, d)[target]
+
+
+@dataclass
+class FramePair:
+    """A degraded frame and the one before it in the pan: ``lr`` is exactly what ``degrade`` gives for the same
+    generator, ``lr_prev`` the decoded frame before it, ``hr_prev`` that frame's clean original, and ``warp`` the
+    2x3 affine with hr_prev(warp q) = hr(q), which lines the previous frame up with this one."""
+
+    lr: LowRes
+    lr_prev: LowRes
+    hr_prev: np.ndarray
+    warp: np.ndarray
+
+
+def degrade_pair(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator) -> FramePair:
+    """``degrade`` for a pan's neighbouring frames (a video codec's ``d`` only: one with target frame >= 1), for
+    training a network to move its output as the scene moves."""
+    _check_even(hr, scale)
+    if d.codec not in ENCODERS or d.target < 1:
+        raise ValueError(f"a frame pair needs a video codec and a target frame after the first, not {d.spec()}")
+    frames = pan_frames(hr, d, scale)
+    lr = [add_noise(downscale(f, scale, d.kernel, d.blur), d, rng) for f in frames]
+    decoded = encode_decode(lr, d)
+    return FramePair(decoded[d.target], decoded[d.target - 1], frames[d.target - 1],
+                     pan_matrix(hr.shape, d, scale, -1))

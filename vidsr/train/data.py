@@ -46,7 +46,7 @@ def hr_images(files: list[Path], hr_scales: tuple[float, ...] = (1.0,)) -> Itera
                                                              interpolation=cv2.INTER_AREA)
 
 
-def _scales_key(hr_scales: tuple[float, ...]) -> str:
+def scales_key(hr_scales: tuple[float, ...]) -> str:
     return "" if hr_scales == (1.0,) else "-hr" + "_".join(f"{f:g}" for f in hr_scales)
 
 
@@ -82,7 +82,7 @@ def degrade(hr_rgb: np.ndarray, scale: int, colour: str) -> tuple[np.ndarray, np
 
 def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | None,
                hr_scales: tuple[float, ...] = (1.0,)) -> Pairs:
-    key = f"{data_hash(files)[:16]}-x{scale}-{colour}{_scales_key(hr_scales)}"
+    key = f"{data_hash(files)[:16]}-x{scale}-{colour}{scales_key(hr_scales)}"
     cache = cache_dir / f"pairs-{key}.npz" if cache_dir else None
     if cache and cache.is_file():
         with np.load(cache) as z:
@@ -105,7 +105,7 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
     than encoding patches on the fly (docs/REAL-FOOTAGE.md). Variant v of image i is drawn from a generator seeded
     by (seed, scale, i, v), and at the k-th of ``hr_scales`` past the first by (seed, scale, i, v, k), so the set
     is the same on every machine."""
-    key = f"{data_hash(files)[:16]}-{ranges.sha256()[:12]}-s{seed}-x{scale}-{colour}{_scales_key(hr_scales)}"
+    key = f"{data_hash(files)[:16]}-{ranges.sha256()[:12]}-s{seed}-x{scale}-{colour}{scales_key(hr_scales)}"
     cache = cache_dir / f"degraded-{key}.npz" if cache_dir else None
     if cache and cache.is_file():
         with np.load(cache) as z:
@@ -150,7 +150,7 @@ def _upscaled_patch(lr_y: np.ndarray, scale: int, top: int, left: int, patch: in
     return up[dy:dy + patch, dx:dx + patch].astype(np.float32)
 
 
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     """One of the 8 flips/rotations of an HxW(xC) array."""
     if k & 4:
         a = a[:, ::-1]
@@ -195,12 +195,12 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
                 x = lr[top:top + patch, left:left + patch]
             y = hr[top:top + patch, left:left + patch]
         turn = int(rng.integers(8)) if augment else 0
-        xs.append(_dihedral(x, turn))
-        ys.append(_dihedral(y, turn))
-    return _to_nchw(xs), _to_nchw(ys), 0 if mix_scales else s
+        xs.append(dihedral(x, turn))
+        ys.append(dihedral(y, turn))
+    return to_nchw(xs), to_nchw(ys), 0 if mix_scales else s
 
 
-def _to_nchw(patches: list[np.ndarray]) -> np.ndarray:
+def to_nchw(patches: list[np.ndarray]) -> np.ndarray:
     a = np.stack(patches)
     if a.ndim == 3:
         a = a[:, None]

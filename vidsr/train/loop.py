@@ -39,6 +39,7 @@ from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
 from vidsr.train.state import TrainState
+from vidsr.train.temporal import FramePairs, load_frame_pairs, motion_term, sample_pair_batch
 
 STATE = "train_state.json"
 OPTIMIZER = "optimizer.safetensors"  # Adam moments (and an EMA run's live weights): large, so never committed
@@ -189,12 +190,19 @@ def make_optimizer(run: Run, log: Callable[[str], None]) -> torch.optim.Optimize
     return opt
 
 
-def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn: torch.nn.Module) -> float:
+def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs] | list[FramePairs],
+               loss_fn: torch.nn.Module) -> float:
     """One optimizer step of the run's next batch; its data and lr depend only on (seed, step)."""
     r, step = run.recipe, run.state.step
     rng = np.random.default_rng([r.seed, step])
     arch = architecture(r.arch)
-    xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment, rng, r.mix_scales)
+    frames = None
+    if r.temporal:
+        frames = sample_pair_batch(pairs, r.batch, r.patch, r.augment, rng)  # type: ignore[arg-type]
+        xs, ys, scale = frames.x, frames.y, frames.scale
+    else:
+        xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment,  # type: ignore[arg-type]
+                                     rng, r.mix_scales)
     if scale:
         arch.set_scale(run.model, scale)
     lr = r.lr_at(step)
@@ -206,6 +214,8 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs], loss_fn
     with torch.autocast(torch.device(run.device).type, dtype=torch.bfloat16, enabled=bf16):
         pred = run.model(x)
     loss = loss_fn(pred.float(), y)
+    if frames is not None:
+        loss = loss + r.temporal * motion_term(pred.float(), y, frames, loss_fn)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
     opt.zero_grad(set_to_none=True)
@@ -239,9 +249,13 @@ def validate(run: Run, val_images: list[np.ndarray], cpu_hours: float, log: Call
     log(f"val {r.val_dir} {point}")
 
 
-def load_training_pairs(recipe: Recipe, files: list[Path], log: Callable[[str], None]) -> list[Pairs]:
+def load_training_pairs(recipe: Recipe, files: list[Path],
+                        log: Callable[[str], None]) -> list[Pairs] | list[FramePairs]:
     colour = architecture(recipe.arch).colour
     cache = cache_root() / "train"
+    if recipe.degradation and recipe.temporal:
+        return [load_frame_pairs(files, s, recipe.degradation, recipe.seed, cache, log, recipe.hr_scales)
+                for s in recipe.scales]
     if recipe.degradation:
         return [load_degraded_pairs(files, s, colour, recipe.degradation, recipe.seed, cache, log, recipe.hr_scales)
                 for s in recipe.scales]

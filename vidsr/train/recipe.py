@@ -49,6 +49,9 @@ class Recipe:
     # Decay of an exponential moving average of the weights, which is what ships (0: none; 0.999 averages over
     # about the last 1,000 steps).
     ema: float = 0.0
+    # Weight of the motion term (vidsr/train/temporal.py): the step trains on pairs of neighbouring frames of the
+    # degradation's pan, ``batch`` pairs of them. 0: single frames.
+    temporal: float = 0.0
     augment: bool = True
     mix_scales: bool = False  # multi-scale HR-space models (VDSR): a scale per patch, not one per batch
     seed: int = 0
@@ -101,6 +104,10 @@ def load_recipe(path: str | Path) -> Recipe:
                          "\"mse-ycbcr\" and a value from 0 to 1")
     if not 0 <= t.get("ema", 0.0) < 1:
         raise ValueError(f"{path}: ema = {t['ema']}; a decay from 0 (no average) to under 1, such as 0.999")
+    if t.get("temporal", 0.0) and ("degradation" not in data or architecture(arch).colour != "RGB"
+                                   or architecture(arch).input_space != "LR" or t["temporal"] < 0):
+        raise ValueError(f"{path}: temporal = {t['temporal']} needs a [degradation] table (its pans), an RGB model "
+                         "that takes LR input (EDSR, MDSR) and a weight of 0 or more")
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
     smaller = hr_scales[1:]
     if hr_scales[:1] != (1.0,) or len(set(smaller)) != len(smaller) or not all(0.2 <= f < 1.0 for f in smaller):
