@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO
 from media import TINY, make_clip, scene
 from test_train import recipe, run
 
@@ -352,3 +353,37 @@ def test_a_jpeg_goes_by_the_quality_its_quantisation_table_says(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), img)
     assert assess_image(tmp_path / "a.png").jpeg_quality is None
     assert jpeg_quality(b"\xff\xd8\xff\xda\x00\x02") is None  # no table before the scan
+
+
+def test_slow_clips_move_within_their_range_and_older_ranges_draw_as_before():
+    fast, slow = DegradationRanges(codecs={"h264": 1.0}), DegradationRanges(codecs={"h264": 1.0}, slow_prob=0.5)
+    fast_draws = [fast.draw(np.random.default_rng([i]), 2) for i in range(200)]
+    slow_draws = [slow.draw(np.random.default_rng([i]), 2) for i in range(200)]
+    slowed = [d for d in slow_draws if max(map(abs, d.pan)) <= slow.slow_pan]
+    assert 70 < len(slowed) < 130  # about half, where a fast draw lands there 1 time in 16
+    assert sum(max(map(abs, d.pan)) <= slow.slow_pan for d in fast_draws) < 30
+    # Every other draw is the same: only pan and zoom are scaled, and only in the slowed clips.
+    assert all(f.quality == s.quality and f.noise == s.noise and f.target == s.target
+               for f, s in zip(fast_draws, slow_draws))
+    assert slow.sha256() != fast.sha256()  # a cache of the one is never read as the other
+    with pytest.raises(ValueError, match="slow_pan"):
+        DegradationRanges.from_table({"slow_prob": 0.5, "slow_pan": 3.0})
+
+
+def test_the_variant_cache_is_the_same_made_on_one_process_or_two(data):
+    files = sorted((data / "train/pics").glob("*.png"))
+    ranges = DegradationRanges(variants=2, codecs={"h264": 0.5, "jpeg": 0.5})
+    one = load_degraded_pairs(files, 2, "Y", ranges, 5, None, log=lambda s: None, workers=1)
+    two = load_degraded_pairs(files, 2, "Y", ranges, 5, None, log=lambda s: None, workers=2)
+    assert one.hr_index == two.hr_index and all(np.array_equal(a, b) for a, b in zip(one.lr, two.lr))
+
+
+def test_shipped_engines_ranges_keep_the_hash_their_manifests_record():
+    # Keys added to [degradation] later must not change the hash (it keys the caches the engines were made from).
+    checked = 0
+    for manifest in sorted((REPO / "engines").glob("*/manifest.json")):
+        d = json.loads(manifest.read_text()).get("degradation")
+        if d and "ranges" in d:
+            assert DegradationRanges.from_table(d["ranges"]).sha256() == d["ranges_sha256"], manifest.parent.name
+            checked += 1
+    assert checked >= 3

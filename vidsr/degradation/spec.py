@@ -18,6 +18,8 @@ KERNELS = ("bicubic", "bilinear", "area", "gaussian")
 CODECS = ("none", "h264", "hevc", "mpeg2", "jpeg")
 # What a codec's quality number means, and the range each encoder accepts.
 QUALITY_RANGE = {"h264": (0, 51), "hevc": (0, 51), "mpeg2": (1, 31), "jpeg": (1, 100)}
+# [degradation] keys added after engines were trained on ranges without them, with the value that draws as before.
+LATER_KEYS: dict[str, Any] = {"slow_prob": 0.0, "slow_pan": 0.5}
 QUALITY_NAME = {"h264": "crf", "hevc": "crf", "mpeg2": "q", "jpeg": "q"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -166,6 +168,11 @@ class DegradationRanges:
     frames: int = 5
     pan: float = 2.0  # largest LR pixels a frame, either axis
     zoom: float = 0.01  # largest relative zoom a frame
+    # The share of clips that move slowly, within +-slow_pan LR pixels a frame (their zoom scaled down alike), as a
+    # fixed camera's footage and a slow pan do: a codec then skips and coarsely predicts blocks, so a kept frame
+    # holds content left over from frames before it, which a fast pan rarely shows.
+    slow_prob: float = 0.0
+    slow_pan: float = 0.5
     variants: int = 16
     val: str = "kernel=area,noise=3,h264:crf=30"
     # Which input the engine is for: "real" (compressed or noisy footage) or "heavy" (heavily compressed, noisy
@@ -194,6 +201,8 @@ class DegradationRanges:
                 raise ValueError(f"{where}: {name} needs non-negative weights that add up to more than 0")
         if self.kind not in ENGINE_KINDS:
             raise ValueError(f"{where}: kind must be one of {', '.join(ENGINE_KINDS)}, not {self.kind!r}")
+        if not 0 <= self.slow_prob <= 1 or not 0 < self.slow_pan <= self.pan:
+            raise ValueError(f"{where}: slow_prob is a probability and slow_pan from over 0 to pan ({self.pan})")
         if self.variants < 1 or self.frames < 1:
             raise ValueError(f"{where}: variants and frames must be at least 1")
         parse_spec(self.val)
@@ -203,8 +212,10 @@ class DegradationRanges:
             Degradation(codec=codec, quality=hi)
 
     def sha256(self) -> str:
-        """The hash of what is drawn (it keys the degraded-variant cache): ``kind`` names the use, not the draw."""
-        drawn = {k: v for k, v in asdict(self).items() if k != "kind"}
+        """The hash of what is drawn (it keys the degraded-variant cache): ``kind`` names the use, not the draw.
+        Keys added later count only where they differ from their default, so that older ranges keep their hash."""
+        drawn = {k: v for k, v in asdict(self).items()
+                 if k != "kind" and not (k in LATER_KEYS and v == LATER_KEYS[k])}
         return hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()
 
     def draw(self, rng: np.random.Generator, scale: int) -> Degradation:
@@ -218,21 +229,23 @@ class DegradationRanges:
                    "jpeg": self.jpeg_q}.get(codec, (0, 0))
         u = rng.uniform(size=6)
         target = int(rng.integers(1, self.frames)) if self.frames > 1 else 0
-        return Degradation(
-            kernel=kernel,
-            blur=float(rng.uniform(*self.blur)) * scale / 2 if kernel == "gaussian" else 0.0,
-            noise=float(rng.uniform(*self.noise)) if u[0] < self.noise_prob else 0.0,
-            poisson=float(rng.uniform(*self.poisson)) if u[1] < self.poisson_prob else 0.0,
-            grey_noise=bool(u[2] < self.grey_noise_prob),
-            chroma420=codec not in ("none", "jpeg") or bool(u[3] < self.chroma420_prob),
-            codec=codec,
-            quality=int(rng.integers(quality[0], quality[1] + 1)) if codec != "none" else 0,
-            preset=self.presets[int(rng.integers(len(self.presets)))],
-            frames=self.frames if codec in ("h264", "hevc", "mpeg2") else 1,
-            target=target if codec in ("h264", "hevc", "mpeg2") else 0,
-            pan=(float(rng.uniform(-self.pan, self.pan)), float(rng.uniform(-self.pan, self.pan))),
-            zoom=float(rng.uniform(-self.zoom, self.zoom)),
-        )
+        # Drawn in this order, always: a seed gives the degradations (and the cached variants) it always gave.
+        blur = float(rng.uniform(*self.blur)) * scale / 2 if kernel == "gaussian" else 0.0
+        noise = float(rng.uniform(*self.noise)) if u[0] < self.noise_prob else 0.0
+        poisson = float(rng.uniform(*self.poisson)) if u[1] < self.poisson_prob else 0.0
+        level = int(rng.integers(quality[0], quality[1] + 1)) if codec != "none" else 0
+        preset = self.presets[int(rng.integers(len(self.presets)))]
+        pan = (float(rng.uniform(-self.pan, self.pan)), float(rng.uniform(-self.pan, self.pan)))
+        zoom = float(rng.uniform(-self.zoom, self.zoom))
+        if self.slow_prob and rng.uniform() < self.slow_prob:  # no draw without it: older ranges draw as they did
+            slow = self.slow_pan / self.pan
+            pan, zoom = (pan[0] * slow, pan[1] * slow), zoom * slow
+        video = codec in ("h264", "hevc", "mpeg2")
+        return Degradation(kernel=kernel, blur=blur, noise=noise, poisson=poisson,
+                           grey_noise=bool(u[2] < self.grey_noise_prob),
+                           chroma420=codec not in ("none", "jpeg") or bool(u[3] < self.chroma420_prob),
+                           codec=codec, quality=level, preset=preset, frames=self.frames if video else 1,
+                           target=target if video else 0, pan=pan, zoom=zoom)
 
 
 def _weighted(table: dict[str, float], rng: np.random.Generator) -> str:

@@ -8,7 +8,9 @@ starts in seconds. A step only crops, flips and rotates.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +101,8 @@ def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | Non
 
 
 def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: DegradationRanges, seed: int,
-                        cache_dir: Path | None, log=print, hr_scales: tuple[float, ...] = (1.0,)) -> Pairs:
+                        cache_dir: Path | None, log=print, hr_scales: tuple[float, ...] = (1.0,),
+                        workers: int = 0) -> Pairs:
     """``ranges.variants`` degraded LR copies of every training image, made once through the real codecs and
     cached (keyed by the data, the ranges, the seed, the scale and the colour mode): measured cheaper per CPU-hour
     than encoding patches on the fly (docs/REAL-FOOTAGE.md). Variant v of image i is drawn from a generator seeded
@@ -115,19 +118,15 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
     lr: list[np.ndarray] = []
     hr: list[np.ndarray] = []
     index: list[int] = []
-    for i, k, img in hr_images(files, hr_scales):
-        img = even_crop(img, scale)
-        if min(img.shape[:2]) < 2 * scale:
-            continue  # a T91 image at half size and x4: nothing left to pair
-        j = len(hr)
-        hr.append(img if colour == "RGB" else (rgb_to_y(img) / 255.0).astype(np.float32))
-        for v in range(ranges.variants):
-            rng = np.random.default_rng([seed, scale, i, v] + ([k] if k else []))
-            low = degrade_real(img, scale, ranges.draw(rng, scale), rng)
-            lr.append(low.rgb if colour == "RGB" else low.y)
-            index.append(j)
-        if i % 50 == 0 and k == 0:
-            log(f"degraded {i + 1}/{len(files)} images x{scale} ({ranges.variants} variants each)")
+    images = usable_images(files, scale, hr_scales)
+    jobs = [(i, k, img, scale, ranges, seed, colour) for i, k, img in images]
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        for j, ((_, _, img), variants) in enumerate(zip(images, pool.map(_degraded_variants, jobs, chunksize=4))):
+            hr.append(img if colour == "RGB" else (rgb_to_y(img) / 255.0).astype(np.float32))
+            lr += variants
+            index += [j] * len(variants)
+            if j % 100 == 0:
+                log(f"degraded {j + 1}/{len(images)} images x{scale} ({ranges.variants} variants each)")
     pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y")
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +134,28 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
         with atomic_path(cache) as tmp:
             np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)  # type: ignore[arg-type]
     return pairs
+
+
+def usable_images(files: list[Path], scale: int, hr_scales: tuple[float, ...]) -> list[tuple[int, int, np.ndarray]]:
+    """``hr_images`` cropped to even LR sides, without those too small to pair (a T91 image at half size and x4)."""
+    images = [(i, k, even_crop(img, scale)) for i, k, img in hr_images(files, hr_scales)]
+    return [(i, k, img) for i, k, img in images if min(img.shape[:2]) >= 2 * scale]
+
+
+def variant_rng(seed: int, scale: int, image: int, variant: int, rescale: int) -> np.random.Generator:
+    """Variant ``variant``'s generator for the ``rescale``-th size of image ``image``: it makes the same set on
+    every machine and in every process."""
+    return np.random.default_rng([seed, scale, image, variant] + ([rescale] if rescale else []))
+
+
+def _degraded_variants(job: tuple[int, int, np.ndarray, int, DegradationRanges, int, str]) -> list[np.ndarray]:
+    i, k, img, scale, ranges, seed, colour = job
+    out = []
+    for v in range(ranges.variants):
+        rng = variant_rng(seed, scale, i, v, k)
+        low = degrade_real(img, scale, ranges.draw(rng, scale), rng)
+        out.append(low.rgb if colour == "RGB" else low.y)
+    return out
 
 
 def _upscaled_patch(lr_y: np.ndarray, scale: int, top: int, left: int, patch: int) -> np.ndarray:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidsr.degradation.apply import degrade_pair, even_crop
+from vidsr.degradation.apply import degrade_pair
 from vidsr.degradation.spec import DegradationRanges
 from vidsr.files import atomic_path
-from vidsr.train.data import data_hash, dihedral, hr_images, scales_key, to_nchw
+from vidsr.train.data import data_hash, dihedral, scales_key, to_nchw, usable_images, variant_rng
 
 SUPPORT = 2  # bicubic reaches two pixels: a warped pixel whose source lies closer to the patch's edge is masked
 
@@ -66,8 +66,7 @@ def _variants(job: tuple[int, int, np.ndarray, int, DegradationRanges, int]) -> 
     i, k, img, scale, ranges, seed = job
     out = []
     for v in range(ranges.variants):
-        # The generator of data.load_degraded_pairs: the target frames are exactly its variants.
-        rng = np.random.default_rng([seed, scale, i, v] + ([k] if k else []))
+        rng = variant_rng(seed, scale, i, v, k)  # load_degraded_pairs': the target frames are exactly its variants
         d = ranges.draw(rng, scale)
         if d.target < 1:
             continue  # an image codec: no motion to learn from
@@ -90,8 +89,7 @@ def load_frame_pairs(files: list[Path], scale: int, ranges: DegradationRanges, s
             lists = {name: [z[f"{name}{j}"] for j in range(n)] for name in names}
             return FramePairs(scale, hr=[z[f"hr{j}"] for j in range(m)], hr_index=[int(v) for v in z["hr_index"]],
                               **lists)
-    images = [(i, k, even_crop(img, scale)) for i, k, img in hr_images(files, hr_scales)]
-    images = [(i, k, img) for i, k, img in images if min(img.shape[:2]) >= 2 * scale]
+    images = usable_images(files, scale, hr_scales)
     pairs = FramePairs(scale, [], [], [], [], [], [])
     jobs = [(i, k, img, scale, ranges, seed) for i, k, img in images]
     with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
