@@ -23,6 +23,7 @@ from vidsr.commands.common import build_upscaler
 from vidsr.degradation.detect import assess_video
 from vidsr.degradation.spec import parse_spec
 from vidsr.models.engine import DEGRADATIONS
+from vidsr.motion_filter import wanted
 from vidsr.quality.sequences import evaluate_sequences, find_sequences, write_lr_clip
 
 
@@ -56,7 +57,8 @@ def main() -> None:
             picks = {f.choice for f in features}
             psnrs, bicubic = {}, 0.0
             for kind, (up, engine) in kinds.items():
-                r = evaluate_sequences(up, engine.arch.colour, [args.sequences], args.scale, d)
+                # As vidsr upscale runs each kind by default: engines for degraded input filter along the motion.
+                r = evaluate_sequences(up, [args.sequences], args.scale, d, wanted("auto", engine.degradation))
                 row = r.get("(all)", next(iter(r.values())))
                 psnrs[kind], bicubic = row["psnr"], row["bicubic_psnr"]
             best = max(psnrs, key=lambda k: psnrs[k])

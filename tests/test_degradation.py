@@ -190,6 +190,9 @@ def test_auto_picks_heavy_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vi
     assert picks["cctv"]["model"] == "edsr-heavy-x2" and picks["cctv"]["degradation_choice"]["choice"] == "heavy"
     assert picks["master"]["model"] == "edsr-clean-x2"
     assert "lossless" in picks["master"]["degradation_choice"]["reason"]
+    # The temporal filter follows the engine: on for the heavy one, off for the clean one.
+    assert picks["cctv"]["temporal_filter"] == {"mode": "auto", "on": True, "frames_filtered": 5}
+    assert picks["master"]["temporal_filter"] == {"mode": "auto", "on": False, "frames_filtered": 0}
     forced = vidsr("upscale", lossless, "-o", tmp_path / "forced.mkv", "--degradation", "real", "--json", check=0)
     assert json.loads(forced.stdout)["model"] == "edsr-real-x2"
     assert assess_video(noisy).noise_sigma > assess_video(lossless).noise_sigma

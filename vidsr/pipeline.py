@@ -20,6 +20,7 @@ from vidsr.clock import StageClock
 from vidsr.device_stages import DeviceFrames
 from vidsr.errors import Cancelled, VidsrError
 from vidsr.files import output_file
+from vidsr.motion_filter import MotionFilter
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
@@ -76,6 +77,7 @@ class Stats:
     deinterlaced: int = 0  # frames flagged interlaced that went through the deinterlacer
     holes: list[Hole] = field(default_factory=list)  # frames a damaged input was missing
     carried: Carried = field(default_factory=Carried)  # metadata carried over, and what the output could not hold
+    filtered: int = 0  # frames the temporal filter blended with the one before
 
     @property
     def frames_lost(self) -> int:
@@ -179,6 +181,7 @@ class UpscaleJob:
     strict: bool = False  # frames missing from the input are an error, not a warning
     # Colour work on the model's device, batches overlapped (device_stages); None: where the model runs on CUDA.
     device_colour: bool | None = None
+    temporal_filter: bool = False  # motion-compensated temporal filtering of the output (vidsr.motion_filter)
 
 
 def upscale_video(job: UpscaleJob) -> Stats:
@@ -212,7 +215,8 @@ def upscale_video(job: UpscaleJob) -> Stats:
         if "422" in work_fmt and "422" not in out_fmt:
             stats.carried.dropped.append(f"4:2:2 chroma ({job.encode.codec} encodes 4:2:0 on most GPUs; "
                                          "--codec libx264 keeps 4:2:2)")
-    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock, job.compare)
+    sr = FrameUpscaler(job.upscaler, work_fmt, out_fmt, tags, first.width, first.height, stats.clock, job.compare,
+                       MotionFilter() if job.temporal_filter else None)
 
     try:
         if isinstance(job.dst, str):
@@ -226,6 +230,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
         reader.close()
     stats.seconds = time.perf_counter() - t0
     stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
+    stats.filtered = sr.motion.filtered if sr.motion else 0
     return stats
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from vidsr.clock import StageClock
+from vidsr.motion_filter import MotionFilter
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import (
     PLANAR,
@@ -57,6 +58,7 @@ class FrameUpscaler:
     height: int
     clock: StageClock = field(default_factory=StageClock)
     compare: str | None = None  # "side" or "split": a QA view of bicubic against the model
+    motion: MotionFilter | None = None  # temporal filtering of the output along the input's motion
 
     def __post_init__(self) -> None:
         self.scale = self.upscaler.scale
@@ -123,7 +125,7 @@ class FrameUpscaler:
                 with self.clock("finish"):
                     self._place(sr, out_y, out_u, out_v, top * s, left * s)
         with self.clock("finish"):
-            out = frame_from_planes([out_y, out_u, out_v], self.plane_fmt)
+            out = frame_from_planes(self._steadied(planes[0], [out_y, out_u, out_v]), self.plane_fmt)
             if self.plane_fmt != self.out_fmt:
                 out = out.reformat(format=self.out_fmt)
             out.pts, out.time_base = frame.pts, frame.time_base
@@ -170,7 +172,7 @@ class FrameUpscaler:
     def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
-            planes = [y, u, v]
+            planes = self._steadied(self.planes(src)[0], [y, u, v]) if self.motion else [y, u, v]
             if self.compare:
                 ref = bicubic_planes(src, self.out_w, self.out_h, self.plane_fmt)
                 planes = compose(ref, planes, self.compare, self.plane_fmt)
@@ -180,6 +182,9 @@ class FrameUpscaler:
             frame.pts, frame.time_base = src.pts, src.time_base
             out.append(frame)
         return out
+
+    def _steadied(self, luma: np.ndarray, planes: list[np.ndarray]) -> list[np.ndarray]:
+        return self.motion(luma, planes, self.in_bits, self.out_bits) if self.motion else planes
 
     def _rescale_bits(self, plane: np.ndarray) -> np.ndarray:
         if self.in_bits == self.out_bits:

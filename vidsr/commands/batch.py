@@ -15,7 +15,7 @@ from vidsr.errors import UsageError
 # Options passed through to each file's `vidsr upscale`, and which of them decide what the outputs are.
 _PASSED = ("model", "scale", "runtime", "device", "precision", "tile", "degradation", "ensemble", "batch", "codec",
            "crf", "preset", "pix_fmt", "fmt", "start", "duration", "no_audio", "no_subtitles", "deinterlace",
-           "compare", "strict")
+           "compare", "strict", "temporal_filter")
 
 
 def passthrough(ctx: click.Context) -> tuple[list[str], dict[str, Any]]:

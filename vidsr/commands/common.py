@@ -53,6 +53,7 @@ def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
 
 def processing_options(fn):
     """What ``upscale`` and ``batch`` both take about the work on each video."""
+    from vidsr.motion_filter import MODES as TEMPORAL_MODES
     from vidsr.video.compare import MODES as COMPARE_MODES
     from vidsr.video.deinterlace import MODES as DEINTERLACE_MODES
 
@@ -83,6 +84,10 @@ def processing_options(fn):
         click.option("--strict", is_flag=True,
                      help="Frames missing from a damaged input (a hole in the container) are an error, and no "
                           "output is kept; by default each hole is reported and the run goes on."),
+        click.option("--temporal-filter", type=click.Choice(TEMPORAL_MODES), default="auto", show_default=True,
+                     help="Blend each output frame with the last along the input's motion where the motion "
+                          "explains the picture: steadier, less codec noise. auto: on for engines made for "
+                          "degraded input (real, heavy), off for clean ones."),
         click.option("--compare", type=click.Choice(COMPARE_MODES), default=None,
                      help="Write a QA view instead: bicubic | model side by side, or split at the middle."),
     ]):

@@ -14,6 +14,7 @@ from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.degradation.spec import SPEC_HELP, Degradation, parse_spec
 from vidsr.errors import UsageError
 from vidsr.models.engine import DEGRADATIONS
+from vidsr.motion_filter import MODES, wanted
 from vidsr.runtime.select import RuntimeSpec
 
 
@@ -36,11 +37,14 @@ def _specs(texts: tuple[str, ...]) -> list[Degradation | None]:
 @click.option("--video", is_flag=True,
               help="FOLDERS are sequences (a folder of frames, a folder of such folders, or clips), scored end to "
                    "end through the video path, with temporal stability (tOF) beside PSNR/SSIM.")
+@click.option("--temporal-filter", type=click.Choice(MODES), default="auto", show_default=True,
+              help="With --video: motion-compensated temporal filtering of the output, as vidsr upscale does "
+                   "(auto: on for engines made for degraded input).")
 @click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str, device: str, precision: str,
-                 tile: int, degradation: str, degrade_specs: tuple[str, ...], video: bool, ensemble: bool,
-                 as_json: bool) -> None:
+                 tile: int, degradation: str, degrade_specs: tuple[str, ...], video: bool, temporal_filter: str,
+                 ensemble: bool, as_json: bool) -> None:
     """Y-PSNR/SSIM of a model and of bicubic on folders of HR images (or sequences with --video).
 
     Protocol (as the SR papers): modcrop, MATLAB bicubic downscale, model, round to 8 bits, Y of BT.601 studio
@@ -54,15 +58,19 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
       vidsr eval --degradation heavy --degrade kernel=area,noise=3,h264:crf=30 ../shared/data/test/Set14
       vidsr eval --degradation real --degrade kernel=area,h264:crf=23 ../shared/data/test/Set14
       vidsr eval --video --degrade kernel=area,h264:crf=30 pans/
+      vidsr eval --video --temporal-filter off --degrade kernel=area,h264:crf=30 pans/   # the network alone
     """
     s = int(scale)
     specs = _specs(degrade_specs)
+    if temporal_filter == "on" and not video:
+        raise UsageError("--temporal-filter applies to sequences (--video), not to images")
     if not video and (bad := [f for f in folders if not f.is_dir()]):
         raise UsageError(f"{bad[0]}: not a folder of images (clips need --video)")
     built: dict[str, tuple] = {}
     results: dict[str, dict] = {}
     engines: dict[str, str] = {}
     choices: dict[str, dict] = {}
+    filters: dict[str, bool] = {}  # with --video: whether the output was temporally filtered, per spec
     for spec in specs:
         label = spec.spec() if spec else "clean"
         kind = degradation
@@ -77,7 +85,9 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
         if video:
             from vidsr.quality.sequences import evaluate_sequences
 
-            results[label] = evaluate_sequences(upscaler, engine.arch.colour, list(folders), s, spec)
+            steady = wanted(temporal_filter, engine.degradation)
+            filters[label] = steady
+            results[label] = evaluate_sequences(upscaler, list(folders), s, spec, steady)
         else:
             from vidsr.quality.evaluate import evaluate_images, load_set
 
@@ -88,11 +98,11 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
                "precision": upscaler.runtime.precision, "ensemble": ensemble, "degradation": engine.degradation,
                # "sets" keeps its meaning (the first degradation's sets) for scripts written before --degrade.
                "sets": next(iter(results.values())), "by_degradation": results,
-               "engines": engines, "degradation_choice": choices}
+               "engines": engines, "degradation_choice": choices, "temporal_filter": filters}
     if as_json:
         emit_json(summary)
         return
-    _print_table(engines, s, upscaler.runtime.precision, ensemble, results, choices)
+    _print_table(engines, s, upscaler.runtime.precision, ensemble, results, choices, filters)
 
 
 def _auto_choice(folders: tuple[Path, ...], video: bool, scale: int, spec: Degradation | None) -> dict:
@@ -119,7 +129,7 @@ def _auto_choice(folders: tuple[Path, ...], video: bool, scale: int, spec: Degra
 
 
 def _print_table(engines: dict[str, str], scale: int, precision: str, ensemble: bool, results: dict[str, dict],
-                 choices: dict[str, dict]) -> None:
+                 choices: dict[str, dict], filters: dict[str, bool]) -> None:
     ids = sorted(set(engines.values()))
     table = Table(title=f"{', '.join(ids)} x{scale} ({precision}{', ensemble' if ensemble else ''})")
     temporal = any("tof" in r for sets in results.values() for r in sets.values())
@@ -132,6 +142,7 @@ def _print_table(engines: dict[str, str], scale: int, precision: str, ensemble: 
             extra_m = (f"{r['tof']:.3f}",) if temporal else ()
             table.add_row(label, name, str(r["images"]), "Bicubic", f"{r['bicubic_psnr']:.2f}",
                           f"{r['bicubic_ssim']:.4f}", *extra_b)
-            table.add_row(picked, "", "", engines[label], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", *extra_m)
+            method = engines[label] + (" + temporal filter" if filters.get(label) else "")
+            table.add_row(picked, "", "", method, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", *extra_m)
             picked = ""
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)

@@ -182,7 +182,7 @@ def upscale(**params: Any) -> None:
         if choice.note and not a.quiet:
             click.echo(f"vidsr: note: {choice.note}", err=True)
         summary["codec_choice"] = {"codec": choice.codec, "reason": choice.reason}
-        summary |= _run_video(a, upscaler, engine.id, muxer, choice.codec)
+        summary |= _run_video(a, upscaler, engine, muxer, choice.codec)
     _report(a, summary, f"; input {condition.reason}: {engine.degradation} engine" if condition else "")
 
 
@@ -212,6 +212,7 @@ class UpscaleArgs:
     no_subtitles: bool
     deinterlace: str
     strict: bool
+    temporal_filter: str
     compare: str | None
     input_format: str | None
     overwrite: bool
@@ -235,8 +236,8 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     if a.input_path != "-" and is_image(a.input_path):
         if a.output == "-" or not is_image(a.output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
-        if a.deinterlace != "off" or a.compare:
-            raise UsageError("--deinterlace and --compare apply to videos, not images")
+        if a.deinterlace != "off" or a.compare or a.temporal_filter == "on":
+            raise UsageError("--deinterlace, --compare and --temporal-filter apply to videos, not images")
     duration = parse_time(a.duration)
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive")
@@ -252,13 +253,15 @@ def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
             "height": height}
 
 
-def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None, codec: str) -> dict[str, Any]:
+def _run_video(a: UpscaleArgs, upscaler: Any, engine: Any, muxer: str | None, codec: str) -> dict[str, Any]:
+    from vidsr.motion_filter import wanted
     from vidsr.pipeline import UpscaleJob, upscale_video
 
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
         click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    progress = Progress(not a.quiet, f"{engine_id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
+    steady = wanted(a.temporal_filter, engine.degradation)
+    progress = Progress(not a.quiet, f"{engine.id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
                                      f" -> {codec}", as_json=a.progress_json)
     job = UpscaleJob(src=sys.stdin.buffer if a.input_path == "-" else a.input_path,
                      dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
@@ -267,7 +270,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
                      start=parse_time(a.start) or 0.0, duration=parse_time(a.duration),
                      copy_audio=side_streams and not a.no_audio, copy_subtitles=side_streams and not a.no_subtitles,
                      deinterlace=a.deinterlace, compare=a.compare, on_start=progress.start, on_frame=progress.frame,
-                     strict=a.strict)
+                     strict=a.strict, temporal_filter=steady)
     try:
         stats = upscale_video(job)
     finally:
@@ -284,6 +287,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine_id: str, muxer: str | None,
             "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
             "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,
             "codec": codec, "metadata": stats.carried.as_dict(),
+            "temporal_filter": {"mode": a.temporal_filter, "on": steady, "frames_filtered": stats.filtered},
             "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
                       for h in stats.holes]}
 

@@ -140,8 +140,12 @@ def tof(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
     return float(np.mean(errors)) if errors else 0.0
 
 
-def evaluate_sequences(upscaler, colour: str, paths: list[Path], scale: int, d: Degradation | None) -> dict:
-    """{sequence name: mean Y-PSNR/SSIM and tOF of the model through the video path, and of bicubic}."""
+def evaluate_sequences(upscaler, paths: list[Path], scale: int, d: Degradation | None,
+                       temporal_filter: bool = False) -> dict:
+    """{sequence name: mean Y-PSNR/SSIM and tOF of the model through the video path, and of bicubic}.
+
+    upscaler: the model to score; d: the degradation (None: MATLAB bicubic, lossless); temporal_filter: whether
+    the video path filters the output along the motion (``vidsr upscale --temporal-filter``)."""
     from vidsr.pipeline import UpscaleJob, upscale_video
     from vidsr.video.writer import EncodeOptions
 
@@ -153,7 +157,8 @@ def evaluate_sequences(upscaler, colour: str, paths: list[Path], scale: int, d: 
             lr_path, out_path = Path(tmp) / "lr.mkv", Path(tmp) / "out.mkv"
             write_lr_clip(hr, scale, d, lr_path, seed=k)
             upscale_video(UpscaleJob(str(lr_path), str(out_path), upscaler, out_format="matroska",
-                                     encode=EncodeOptions("ffv1", None, None, "yuv420p")))
+                                     encode=EncodeOptions("ffv1", None, None, "yuv420p"),
+                                     temporal_filter=temporal_filter))
             out_y, lr_y = read_y(out_path), read_y(lr_path)
         bic_y = [imresize(y, scale) for y in lr_y]
         if len(out_y) != len(hr_y):

@@ -23,7 +23,7 @@ KINDS = {"upscale": ("video", "image"), "cut": ("video",), "extract": ("video",)
 UPSCALE = {"model": str, "scale": int, "runtime": str, "device": str, "precision": str, "tile": int,
            "degradation": str, "ensemble": bool, "batch": int, "codec": str, "crf": int, "preset": str,
            "pix_fmt": str, "start": str, "duration": str, "no_audio": bool, "no_subtitles": bool,
-           "deinterlace": str, "strict": bool, "compare": str, "format": str}
+           "deinterlace": str, "strict": bool, "compare": str, "temporal_filter": str, "format": str}
 CUT = {"start": float, "duration": float, "crf": int, "preset": str}
 EXTRACT: dict[str, type] = {"every": int}
 MERGE = {"fps": float, "audio": bool, "crf": int, "preset": str}

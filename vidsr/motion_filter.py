@@ -1,0 +1,98 @@
+"""Motion-compensated temporal filtering of the output, for compressed and noisy footage.
+
+A single-frame network sees each frame's codec noise afresh, so what it restores differs a little from frame to
+frame where the picture does not: flat areas shimmer and fine detail crawls. Each output frame is blended with the
+previous filtered output, warped along the motion of the input, wherever that warp explains the input well:
+
+    out'[t] = out[t] + strength * c * (W(out'[t-1]) - out[t]),   c = exp(-blur((lr[t] - W(lr[t-1]))^2) / tol^2)
+
+W warps with DIS optical flow (OpenCV) measured on the input's luma, from frame t back to t-1, and scaled to each
+output plane. Where the motion is not explained (occlusions, new objects, a scene cut) c falls to 0 and the frame
+passes as it is, so moving content is not smeared into the next frame. The history is recursive, so noise averages
+over a few frames (strength 0.5 weights frame t-k by about 0.5^k where the motion holds).
+
+Flow is measured at input resolution, so it costs little next to the network.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+MODES = ("auto", "on", "off")
+STRENGTH = 0.5  # weight of the motion-compensated history where it matches: frame t-k counts about 0.5^k
+TOLERANCE = 8.0  # 8-bit input code values of warp mismatch at which the history is trusted e^-1 as much
+MISMATCH_BLUR = 1.0  # input pixels: the mismatch is judged over a neighbourhood, not one noisy pixel
+
+
+def wanted(mode: str, engine_degradation: str) -> bool:
+    """Whether to filter: ``on`` and ``off`` as asked; ``auto`` for engines made for degraded input, since clean
+    input has no codec noise to average away and its fine detail should not be smoothed."""
+    if mode not in MODES:
+        raise ValueError(f"temporal filter mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode == "on" or (mode == "auto" and engine_degradation != "clean")
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx, gy
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` sampled at each pixel's position plus ``flow`` (HxWx2, x then y), bilinear, edges repeated."""
+    gx, gy = _grid(*flow.shape[:2])
+    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _to_8bit(luma: np.ndarray, bits: int) -> np.ndarray:
+    return luma if bits == 8 else (luma >> (bits - 8)).astype(np.uint8)
+
+
+@dataclass
+class MotionFilter:
+    """Filters a stream of output frames in order; one instance per video, fed every frame."""
+
+    strength: float = STRENGTH
+    tolerance: float = TOLERANCE
+    filtered: int = field(default=0, init=False)  # frames that had a history to blend with
+    _dis: Any = field(init=False, repr=False)  # cv2.DISOpticalFlow, whose stubs refuse calc's flow=None
+    _prev_luma: np.ndarray | None = field(default=None, init=False, repr=False)
+    _prev_planes: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength < 1.0:
+            raise ValueError(f"strength must be in [0, 1), not {self.strength}")
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+
+    def __call__(self, luma: np.ndarray, planes: list[np.ndarray], in_bits: int, out_bits: int) -> list[np.ndarray]:
+        """The filtered output planes of one frame.
+
+        luma: the input frame's Y plane (integer code values of ``in_bits``), which the motion is measured on.
+        planes: the output frame's planes (Y, U, V; integer code values of ``out_bits``), any sizes.
+        """
+        luma8 = _to_8bit(luma, in_bits)
+        current = [p.astype(np.float32) for p in planes]
+        prev_luma, prev = self._prev_luma, self._prev_planes
+        if prev_luma is not None and prev_luma.shape == luma8.shape and [p.shape for p in prev] == [
+                p.shape for p in current]:
+            flow = self._dis.calc(luma8, prev_luma, None)  # where each pixel of this frame was in the last
+            mismatch = luma8.astype(np.float32) - warp(prev_luma, flow).astype(np.float32)
+            trust = np.exp(-cv2.GaussianBlur(mismatch * mismatch, (0, 0), MISMATCH_BLUR) / self.tolerance ** 2)
+            current = [self._blend(c, p, flow, trust) for c, p in zip(current, prev)]
+            self.filtered += 1
+        self._prev_luma, self._prev_planes = luma8, current
+        top = float((1 << out_bits) - 1)
+        return [np.clip(np.rint(c), 0, top).astype(p.dtype) for c, p in zip(current, planes)]
+
+    def _blend(self, current: np.ndarray, prev: np.ndarray, flow: np.ndarray, trust: np.ndarray) -> np.ndarray:
+        h, w = current.shape
+        fh, fw = flow.shape[:2]
+        if (h, w) != (fh, fw):
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
+            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        return current + (self.strength * trust) * (warp(prev, flow) - current)
