@@ -57,7 +57,8 @@ def test_upload_upscale_download_with_range_and_events(server, api, clip, tmp_pa
                                        for k, d in ev))), daemon=True)
     listener.start()
     time.sleep(0.5)
-    r = api.post("/api/jobs", json={"media": media["id"], "action": "upscale", "scale": 2, "model": "edsr-tiny-x2"})
+    r = api.post("/api/jobs", json={"media": media["id"], "action": "upscale", "scale": 2, "model": "edsr-tiny-x2",
+                                    "temporal_filter": "on"})
     assert r.status_code == 202 and r.json()["state"] == "queued"
     job = wait_job(api, r.json()["id"])
     assert job["state"] == "done", job["error"]
@@ -80,6 +81,14 @@ def test_upload_upscale_download_with_range_and_events(server, api, clip, tmp_pa
     assert p["frames"] == 12 and (p["width"], p["height"]) == (128, 96)
     assert p["audio"]
     assert api.get(result["urls"]["play"]).status_code == 200  # H.264 in MP4 plays as it is
+
+
+def test_every_upscale_option_the_web_takes_is_a_flag_of_vidsr_upscale():
+    from vidsr.commands.upscale import upscale
+    from vidsr.web.options import UPSCALE
+
+    flags = {opt for param in upscale.params for opt in param.opts}
+    assert [name for name in UPSCALE if "--" + name.replace("_", "-") not in flags] == []
 
 
 def test_garbage_and_corrupt_uploads_get_415_and_nothing_is_kept(server, api, clip, tmp_path):

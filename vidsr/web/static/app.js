@@ -128,6 +128,7 @@ async function convertForm(m) {
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
       ["Self-ensemble", el("label", {}, input("ensemble", { type: "checkbox" }), " 8 flips and turns: a little better, 8× slower")],
       ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264; NVENC on a GPU)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"], ["h264_nvenc", "H.264 NVENC (NVIDIA GPU)"], ["hevc_nvenc", "HEVC NVENC (NVIDIA GPU)"]], "")],
+        ["Temporal filter", select("temporal_filter", [["auto", "auto (on for compressed / noisy input)"], ["on", "on"], ["off", "off (the network alone)"]], "auto")],
         ["Quality (CRF)", input("crf", { type: "number", min: 0, max: 51, value: 18 })],
         ["Container", select("format", [["mp4", "MP4 (plays in the browser)"], ["mkv", "MKV"]], "mp4")],
         ["Start (s)", input("start", { type: "number", min: 0, step: "any", placeholder: "0" })],
