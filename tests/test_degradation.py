@@ -195,7 +195,11 @@ def test_auto_picks_heavy_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vi
     assert picks["master"]["temporal_filter"] == {"mode": "auto", "on": False, "frames_filtered": 0}
     forced = vidsr("upscale", lossless, "-o", tmp_path / "forced.mkv", "--degradation", "real", "--json", check=0)
     assert json.loads(forced.stdout)["model"] == "edsr-real-x2"
-    assert assess_video(noisy).noise_sigma > assess_video(lossless).noise_sigma
+    # CRF 35 takes most of the noise away (the quantiser decides there), so the noise estimate is compared where
+    # it decides: the same lossless clip with and without sigma 6. Compared on the CRF 35 clip (0.34 against 0.33)
+    # it failed under load, where x264's threads made other bytes.
+    noisy_lossless = make_clip(tmp_path / "noisy.mkv", 96, 64, frames=6, codec="ffv1", audio=False, crf_noise=(0, 6))
+    assert assess_video(noisy_lossless).noise_sigma > assess_video(lossless).noise_sigma + 2
 
 
 def test_the_rule_orders_clean_real_heavy_by_rate_and_noise():
