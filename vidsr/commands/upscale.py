@@ -16,6 +16,7 @@ from vidsr.commands.common import build_upscaler, emit_json, model_options, proc
 from vidsr.errors import UsageError
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
+from vidsr.models.engine import Engine
 from vidsr.progress import JsonProgress
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
@@ -253,7 +254,7 @@ def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
             "height": height}
 
 
-def _run_video(a: UpscaleArgs, upscaler: Any, engine: Any, muxer: str | None, codec: str) -> dict[str, Any]:
+def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None, codec: str) -> dict[str, Any]:
     from vidsr.motion_filter import wanted
     from vidsr.pipeline import UpscaleJob, upscale_video
 
