@@ -22,6 +22,7 @@ def test_bench_json_has_the_promised_keys_and_they_agree(vidsr):
     assert set(r["stage_seconds"]) == {"decode", "prepare", "infer", "finish", "encode"}
     assert r["stage_seconds"]["infer"] > 0 and r["stage_seconds"]["encode"] > 0
     assert r["output_size"] == "192x128" and r["peak_rss_mb"] > 50
+    assert r["temporal_filter"] is False  # a clean engine, as upscale runs it
 
 
 def test_bench_onnx_runtime_and_bad_size(vidsr, env, tmp_path):

@@ -93,7 +93,7 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(upscaler: Upscaler, engine: Any, size: tuple[int, int], frames: int, batch: int,
-              encode: EncodeOptions) -> dict[str, Any]:
+              encode: EncodeOptions, temporal_filter: bool = False) -> dict[str, Any]:
     w, h = size
     s = upscaler.scale
     on_gpu = str(getattr(upscaler.runtime, "device", "cpu")).startswith("cuda")
@@ -101,7 +101,8 @@ def run_bench(upscaler: Upscaler, engine: Any, size: tuple[int, int], frames: in
         clip = make_bench_clip(Path(tmp) / "in.mkv", w, h, frames)
         decoded = decoded_frames(clip)
         infer_s, n = infer_only(upscaler, decoded, batch)
-        job = UpscaleJob(str(clip), str(Path(tmp) / "out.mkv"), upscaler, encode=encode, batch=batch)
+        job = UpscaleJob(str(clip), str(Path(tmp) / "out.mkv"), upscaler, encode=encode, batch=batch,
+                         temporal_filter=temporal_filter)
         stats = upscale_video(job)
     infer_fps, e2e_fps = n / infer_s, stats.frames / stats.seconds
     # On a GPU, also the network alone on device-resident input: the pace the overlapped pipeline should reach.
@@ -118,4 +119,5 @@ def run_bench(upscaler: Upscaler, engine: Any, size: tuple[int, int], frames: in
         "peak_rss_mb": round(peak_rss_mb(), 1),
         # Busy time of each stage; decode and encode run in their own threads, overlapped with inference.
         "stage_seconds": stats.clock.rounded(), "e2e_seconds": round(stats.seconds, 3), "codec": encode.codec,
+        "temporal_filter": temporal_filter,
     } | ({"network_fps": round(network, 4), "e2e_over_network": round(e2e_fps / network, 4)} if network else {})

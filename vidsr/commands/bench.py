@@ -9,6 +9,7 @@ import click
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.commands.engine import parse_size
 from vidsr.errors import UsageError
+from vidsr.motion_filter import MODES, wanted
 from vidsr.runtime.openvino_rt import openvino_version
 from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
 
@@ -21,10 +22,13 @@ from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
 @click.option("--codec", default="libx264", show_default=True,
               help="Encoder for the end-to-end run (h264_nvenc, hevc_nvenc, av1_nvenc on an NVIDIA GPU).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset for the end-to-end run.")
+@click.option("--temporal-filter", type=click.Choice(MODES), default="auto", show_default=True,
+              help="The end-to-end run filters the output along the motion as upscale does (auto: with engines "
+                   "for degraded input, --degradation real or heavy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: str, scale: str, runtime: str, device: str, precision: str, tile: int, degradation: str,
-          size: str, frames: int,
-          batch: int, codec: str, preset: str, as_json: bool) -> None:
+          size: str, frames: int, batch: int, codec: str, preset: str, temporal_filter: str,
+          as_json: bool) -> None:
     """Inference-only fps, end-to-end fps (decode + upscale + encode), their ratio, GFLOP/s, peak RSS and time per
     stage, all from one run on a generated clip.
 
@@ -34,6 +38,7 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
       vidsr bench --model vdsr --runtime onnx --json
       vidsr bench --model edsr --runtime all --size 320x180     # every CPU runtime here, side by side
       vidsr bench --model edsr --device cuda --codec h264_nvenc --frames 96   # GPU: network alone vs end to end
+      vidsr bench --degradation heavy --temporal-filter off   # the heavy engine without the temporal filter
     """
     from vidsr.bench import run_bench
     from vidsr.video.writer import EncodeOptions
@@ -41,11 +46,12 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
     encode = EncodeOptions(codec, 18, preset, None)
     if runtime == "all":
         _bench_all(model, int(scale), device, precision, tile, degradation, parse_size(size), frames, batch, encode,
-                   as_json)
+                   temporal_filter, as_json)
         return
     upscaler, engine = build_upscaler(model, int(scale), spec=RuntimeSpec(runtime, device, precision, batch),
                                       tile=tile, degradation=degradation)
-    r = run_bench(upscaler, engine, parse_size(size), frames, batch, encode)
+    r = run_bench(upscaler, engine, parse_size(size), frames, batch, encode,
+                  wanted(temporal_filter, engine.degradation))
     if as_json:
         emit_json(r)
         return
@@ -53,7 +59,9 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
                f"{r['threads']} threads, {r['cpu']}")
     click.echo(f"  inference only  {r['infer_fps']:.4f} fps ({r['seconds_per_frame_infer']:.2f} s/frame, "
                f"{r['gflops']:.1f} GFLOP/s of {r['gflop_per_frame']:.0f} GFLOP/frame)")
-    click.echo(f"  end to end      {r['e2e_fps']:.4f} fps (overhead ratio {r['overhead_ratio']:.3f}, {r['codec']})")
+    steady = ", temporal filter" if r["temporal_filter"] else ""
+    click.echo(f"  end to end      {r['e2e_fps']:.4f} fps (overhead ratio {r['overhead_ratio']:.3f}, {r['codec']}"
+               f"{steady})")
     if "network_fps" in r:
         click.echo(f"  network alone   {r['network_fps']:.4f} fps (end to end is {r['e2e_over_network']:.2f}x of it)")
     click.echo("  stage busy time " + ", ".join(f"{k} {v:.2f} s" for k, v in r["stage_seconds"].items()))
@@ -61,7 +69,8 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
 
 
 def _bench_all(model: str, scale: int, device: str, precision: str, tile: int, degradation: str,
-               size: tuple[int, int], frames: int, batch: int, encode: Any, as_json: bool) -> None:
+               size: tuple[int, int], frames: int, batch: int, encode: Any, temporal_filter: str,
+               as_json: bool) -> None:
     """Every CPU runtime installed here on the same clip, one after another in one process, so that their ratios
     hold for this machine at this moment. Each runs its own best precision unless --precision names one."""
     from vidsr.bench import run_bench
@@ -75,7 +84,8 @@ def _bench_all(model: str, scale: int, device: str, precision: str, tile: int, d
         chosen = precision if precision == "auto" or precision in SUPPORTED[name] else "auto"
         upscaler, engine = build_upscaler(model, scale, spec=RuntimeSpec(name, "cpu", chosen, batch), tile=tile,
                                           degradation=degradation)
-        runs.append(run_bench(upscaler, engine, size, frames, batch, encode))
+        runs.append(run_bench(upscaler, engine, size, frames, batch, encode,
+                              wanted(temporal_filter, engine.degradation)))
     best = min(runs, key=lambda r: r["seconds_per_frame_infer"])
     default = RuntimeSpec("auto", "cpu").resolve().runtime
     for r in runs:
