@@ -156,6 +156,7 @@ def upscale(**params: Any) -> None:
       ffmpeg -i in.mp4 -f yuv4mpegpipe - | vidsr upscale - -o - --format y4m | ffmpeg -i - out.mp4
       vidsr upscale archive.mxf -o archive-x2.mkv --deinterlace auto --codec ffv1
       vidsr upscale cctv.mp4 -o cctv-x2.mp4 --degradation heavy     # noisy, heavily compressed footage
+      vidsr upscale cctv.mp4 -o raw-x2.mp4 --temporal-filter off    # each frame alone, no blending along motion
       vidsr upscale clip.mp4 -o qa.mp4 --compare split
       vidsr upscale in.mp4 -o out.mp4 --device cuda --codec hevc_nvenc --crf 20   # NVIDIA GPU: hardware encode
       vidsr upscale photo.png -o photo-x2.png
