@@ -24,3 +24,10 @@ for size in 960x540 1920x1080; do
       --frames "$frames" --batch 4 --codec h264_nvenc --json || echo "{\"model\": \"$model\", \"batch\": 4, \"failed\": $?}"; }
   done
 done
+# The temporal filter that real and heavy engines run (its warps and blends on the device, its DIS flow on the
+# host): end to end with and without it, to see whether it bounds the pace.
+for filter in on off; do
+  timeout 300 vidsr bench --model edsr-baseline-x2-heavy-luma --degradation heavy --scale 2 --device cuda \
+    --size 1920x1080 --frames $((FRAMES / 2)) --codec h264_nvenc --temporal-filter "$filter" --json \
+    || echo "{\"model\": \"edsr-baseline-x2-heavy-luma\", \"temporal_filter\": \"$filter\", \"failed\": $?}"
+done

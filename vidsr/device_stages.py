@@ -22,6 +22,7 @@ import av
 import numpy as np
 import torch
 
+from vidsr.motion_filter import Motion
 from vidsr.stages import LARGE_OUTPUT, FrameUpscaler
 from vidsr.video import planes_torch as pt
 from vidsr.video.colour import chroma_size
@@ -108,11 +109,14 @@ class DeviceFrames:
             uploaded = self._event(0)
             if uploaded is not None:
                 self.streams[1].wait_event(uploaded)
+            motions = self._motions(host[0])
             with self._stream(1):
                 for t in (y, u, v):
                     if self.cuda:
                         t.record_stream(self.streams[1])  # allocated on the upload stream, used here
                 planes = self._infer(y, u, v)
+                if sr.motion is not None:
+                    planes = sr.motion.blend_device(planes, motions, sr.out_bits)
             inferred = self._event(1)
             if inferred is not None:
                 self.streams[2].wait_event(inferred)
@@ -124,6 +128,15 @@ class DeviceFrames:
                     h = torch.empty(t.shape, dtype=t.dtype, pin_memory=self.cuda)
                     out.append(h.copy_(t, non_blocking=self.cuda))
             return InFlight(frames, list(others), (out[0], out[1], out[2]), self._event(2))
+
+    def _motions(self, luma: torch.Tensor) -> list[Motion | None]:
+        """The temporal filter's motion for each frame of the batch, measured on the host from its input luma
+        (what DIS flow needs), so that only the warps and blends of full-size planes run on the device."""
+        motion = self.sr.motion
+        if motion is None:
+            return []
+        planes = luma.numpy().view(np.uint8 if luma.dtype == torch.uint8 else np.uint16)
+        return [motion.motion(plane, self.sr.in_bits) for plane in planes]
 
     @torch.inference_mode()
     def _infer(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -141,6 +154,6 @@ class DeviceFrames:
         with self.sr.clock("finish"):
             np_dtype = np.uint8 if self.sr.out_bits == 8 else np.uint16
             y, u, v = (t.numpy().view(np_dtype) for t in batch.planes)
-            frames = self.sr.to_frames(batch.frames, list(y), list(zip(u, v)))
+            frames = self.sr.to_frames(batch.frames, list(y), list(zip(u, v)), steadied=True)
         yield from frames
         yield from batch.others

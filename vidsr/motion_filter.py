@@ -22,6 +22,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 MODES = ("auto", "on", "off")
 STRENGTH = 0.5  # weight of the motion-compensated history where it matches: frame t-k counts about 0.5^k
@@ -54,20 +56,43 @@ def _to_8bit(luma: np.ndarray, bits: int) -> np.ndarray:
 
 
 @dataclass
+class Motion:
+    """How one input frame moved from the last, at input resolution: where each pixel was (HxWx2, x then y, in
+    pixels) and how far that warp is trusted (HxW, 0 to 1)."""
+
+    flow: np.ndarray
+    trust: np.ndarray
+
+
+@dataclass
 class MotionFilter:
-    """Filters a stream of output frames in order; one instance per video, fed every frame."""
+    """Filters a stream of output frames in order; one instance per video, fed every frame. The history lives on
+    the host (``__call__``, NumPy and OpenCV) or on the model's device (``motion`` then ``blend_device``, torch),
+    whichever path the frames take."""
 
     strength: float = STRENGTH
     tolerance: float = TOLERANCE
     filtered: int = field(default=0, init=False)  # frames that had a history to blend with
     _dis: Any = field(init=False, repr=False)  # cv2.DISOpticalFlow, whose stubs refuse calc's flow=None
     _prev_luma: np.ndarray | None = field(default=None, init=False, repr=False)
-    _prev_planes: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
+    _prev_planes: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
             raise ValueError(f"strength must be in [0, 1), not {self.strength}")
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+
+    def motion(self, luma: np.ndarray, in_bits: int) -> Motion | None:
+        """The motion from the last input frame to this one (``luma``: its Y plane, code values of ``in_bits``);
+        None for the first frame or after a change of size."""
+        luma8 = _to_8bit(luma, in_bits)
+        prev, self._prev_luma = self._prev_luma, luma8
+        if prev is None or prev.shape != luma8.shape:
+            return None
+        flow = self._dis.calc(luma8, prev, None)  # where each pixel of this frame was in the last
+        mismatch = luma8.astype(np.float32) - warp(prev, flow).astype(np.float32)
+        trust = np.exp(-cv2.GaussianBlur(mismatch * mismatch, (0, 0), MISMATCH_BLUR) / self.tolerance ** 2)
+        return Motion(flow, trust)
 
     def __call__(self, luma: np.ndarray, planes: list[np.ndarray], in_bits: int, out_bits: int) -> list[np.ndarray]:
         """The filtered output planes of one frame.
@@ -75,24 +100,62 @@ class MotionFilter:
         luma: the input frame's Y plane (integer code values of ``in_bits``), which the motion is measured on.
         planes: the output frame's planes (Y, U, V; integer code values of ``out_bits``), any sizes.
         """
-        luma8 = _to_8bit(luma, in_bits)
+        moved = self.motion(luma, in_bits)
         current = [p.astype(np.float32) for p in planes]
-        prev_luma, prev = self._prev_luma, self._prev_planes
-        if prev_luma is not None and prev_luma.shape == luma8.shape and [p.shape for p in prev] == [
-                p.shape for p in current]:
-            flow = self._dis.calc(luma8, prev_luma, None)  # where each pixel of this frame was in the last
-            mismatch = luma8.astype(np.float32) - warp(prev_luma, flow).astype(np.float32)
-            trust = np.exp(-cv2.GaussianBlur(mismatch * mismatch, (0, 0), MISMATCH_BLUR) / self.tolerance ** 2)
-            current = [self._blend(c, p, flow, trust) for c, p in zip(current, prev)]
+        if moved is not None and self._fits(current):
+            current = [self._blend(c, p, moved) for c, p in zip(current, self._prev_planes)]
             self.filtered += 1
-        self._prev_luma, self._prev_planes = luma8, current
+        self._prev_planes = current
         top = float((1 << out_bits) - 1)
         return [np.clip(np.rint(c), 0, top).astype(p.dtype) for c, p in zip(current, planes)]
 
-    def _blend(self, current: np.ndarray, prev: np.ndarray, flow: np.ndarray, trust: np.ndarray) -> np.ndarray:
+    @torch.inference_mode()
+    def blend_device(self, planes: tuple[torch.Tensor, ...], motions: list[Motion | None],
+                     out_bits: int) -> tuple[torch.Tensor, ...]:
+        """``__call__`` on the model's device for a batch: ``planes`` are (N, H, W) integer code tensors (Y, U, V)
+        and ``motions`` their frames' ``motion``, measured on the host; the history stays on the device."""
+        from vidsr.video.planes_torch import quantise
+
+        out: list[list[torch.Tensor]] = [[] for _ in planes]
+        for i, moved in enumerate(motions):
+            current = [p[i].float() for p in planes]
+            if moved is not None and self._fits(current):
+                flow = torch.from_numpy(moved.flow).to(current[0].device)
+                trust = torch.from_numpy(moved.trust).to(current[0].device)
+                current = [_blend_torch(c, p, flow, trust, self.strength) for c, p in zip(current, self._prev_planes)]
+                self.filtered += 1
+            self._prev_planes = current
+            for k, c in enumerate(current):
+                out[k].append(quantise(c, out_bits))
+        return tuple(torch.stack(o) for o in out)
+
+    def _fits(self, current: list[Any]) -> bool:
+        return [tuple(p.shape) for p in self._prev_planes] == [tuple(c.shape) for c in current]
+
+    def _blend(self, current: np.ndarray, prev: np.ndarray, moved: Motion) -> np.ndarray:
         h, w = current.shape
+        flow, trust = moved.flow, moved.trust
         fh, fw = flow.shape[:2]
         if (h, w) != (fh, fw):
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
             trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
         return current + (self.strength * trust) * (warp(prev, flow) - current)
+
+
+def _blend_torch(current: torch.Tensor, prev: torch.Tensor, flow: torch.Tensor, trust: torch.Tensor,
+                 strength: float) -> torch.Tensor:
+    """``MotionFilter._blend`` in torch: the same bilinear resizes (pixel centres at +0.5) and the same warp
+    (bilinear, edges repeated), in float rather than OpenCV's fixed-point weights."""
+    h, w = current.shape
+    fh, fw = flow.shape[:2]
+    if (h, w) != (fh, fw):
+        scale = torch.tensor([w / fw, h / fh], device=flow.device)
+        flow = F.interpolate(flow.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0].permute(1, 2, 0) * scale
+        trust = F.interpolate(trust[None, None], size=(h, w), mode="bilinear")[0, 0]
+    ys = torch.arange(h, dtype=torch.float32, device=flow.device)[:, None]
+    xs = torch.arange(w, dtype=torch.float32, device=flow.device)[None, :]
+    grid = torch.stack([(xs + flow[..., 0]) * (2 / max(w - 1, 1)) - 1, (ys + flow[..., 1]) * (2 / max(h - 1, 1)) - 1],
+                       dim=-1)
+    warped = F.grid_sample(prev[None, None], grid[None], mode="bilinear", padding_mode="border",
+                           align_corners=True)[0, 0]
+    return current + (strength * trust) * (warped - current)

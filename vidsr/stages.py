@@ -169,10 +169,12 @@ class FrameUpscaler:
         v = torch.from_numpy(np.stack([resize_plane(p[2], w, h, self.in_bits) for p in planes]).astype(np.float32))
         return yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
 
-    def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
+    def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list,
+                  steadied: bool = False) -> list[av.VideoFrame]:
+        """Output frames from output planes; ``steadied``: the temporal filter has run already (on the device)."""
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
-            planes = self._steadied(self.planes(src)[0], [y, u, v]) if self.motion else [y, u, v]
+            planes = self._steadied(self.planes(src)[0], [y, u, v]) if self.motion and not steadied else [y, u, v]
             if self.compare:
                 ref = bicubic_planes(src, self.out_w, self.out_h, self.plane_fmt)
                 planes = compose(ref, planes, self.compare, self.plane_fmt)
