@@ -23,17 +23,11 @@ from vidsr.degradation.spec import parse_spec
 from vidsr.pipeline import UpscaleJob, upscale_video
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import rgb_to_y
-from vidsr.quality.sequences import find_sequences, read_y, tof, write_lr_clip
+from vidsr.quality.sequences import find_sequences, flow_error, read_y, tof, write_lr_clip
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.video.writer import EncodeOptions
 
 SATURATE = 2.0  # pixels of flow error shown at full brightness
-
-
-def flow_error(frames: list[np.ndarray], reference: list[np.ndarray], t: int) -> np.ndarray:
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # as vidsr.quality.sequences.tof
-    diff = dis.calc(frames[t - 1], frames[t], None) - dis.calc(reference[t - 1], reference[t], None)
-    return np.linalg.norm(diff, axis=2)
 
 
 def panel(image: np.ndarray, *lines: str) -> np.ndarray:

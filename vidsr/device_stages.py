@@ -154,6 +154,6 @@ class DeviceFrames:
         with self.sr.clock("finish"):
             np_dtype = np.uint8 if self.sr.out_bits == 8 else np.uint16
             y, u, v = (t.numpy().view(np_dtype) for t in batch.planes)
-            frames = self.sr.to_frames(batch.frames, list(y), list(zip(u, v)), steadied=True)
+            frames = self.sr.to_frames(batch.frames, list(y), list(zip(u, v)))
         yield from frames
         yield from batch.others

@@ -62,6 +62,19 @@ class Motion:
 
     flow: np.ndarray
     trust: np.ndarray
+    _sized: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def at(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flow and trust for an (h, w) output plane, the flow in that plane's pixels; resized once per size (4:2:0
+        chroma planes share theirs)."""
+        fh, fw = self.flow.shape[:2]
+        if (h, w) == (fh, fw):
+            return self.flow, self.trust
+        if (h, w) not in self._sized:
+            flow = cv2.resize(self.flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh],
+                                                                                           np.float32)
+            self._sized[h, w] = flow, cv2.resize(self.trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        return self._sized[h, w]
 
 
 @dataclass
@@ -120,9 +133,8 @@ class MotionFilter:
         for i, moved in enumerate(motions):
             current = [p[i].float() for p in planes]
             if moved is not None and self._fits(current):
-                flow = torch.from_numpy(moved.flow).to(current[0].device)
-                trust = torch.from_numpy(moved.trust).to(current[0].device)
-                current = [_blend_torch(c, p, flow, trust, self.strength) for c, p in zip(current, self._prev_planes)]
+                sized = _DeviceMotion(moved, current[0].device)
+                current = [self._blend_on_device(c, p, sized) for c, p in zip(current, self._prev_planes)]
                 self.filtered += 1
             self._prev_planes = current
             for k, c in enumerate(current):
@@ -132,30 +144,43 @@ class MotionFilter:
     def _fits(self, current: list[Any]) -> bool:
         return [tuple(p.shape) for p in self._prev_planes] == [tuple(c.shape) for c in current]
 
+    def _blend_on_device(self, current: torch.Tensor, prev: torch.Tensor, sized: _DeviceMotion) -> torch.Tensor:
+        warped, trust = sized.warp(prev)
+        return current + (self.strength * trust) * (warped - current)
+
     def _blend(self, current: np.ndarray, prev: np.ndarray, moved: Motion) -> np.ndarray:
-        h, w = current.shape
-        flow, trust = moved.flow, moved.trust
-        fh, fw = flow.shape[:2]
-        if (h, w) != (fh, fw):
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
-            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        flow, trust = moved.at(*current.shape)
         return current + (self.strength * trust) * (warp(prev, flow) - current)
 
 
-def _blend_torch(current: torch.Tensor, prev: torch.Tensor, flow: torch.Tensor, trust: torch.Tensor,
-                 strength: float) -> torch.Tensor:
-    """``MotionFilter._blend`` in torch: the same bilinear resizes (pixel centres at +0.5) and the same warp
-    (bilinear, edges repeated), in float rather than OpenCV's fixed-point weights."""
-    h, w = current.shape
-    fh, fw = flow.shape[:2]
-    if (h, w) != (fh, fw):
-        scale = torch.tensor([w / fw, h / fh], device=flow.device)
-        flow = F.interpolate(flow.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0].permute(1, 2, 0) * scale
-        trust = F.interpolate(trust[None, None], size=(h, w), mode="bilinear")[0, 0]
-    ys = torch.arange(h, dtype=torch.float32, device=flow.device)[:, None]
-    xs = torch.arange(w, dtype=torch.float32, device=flow.device)[None, :]
-    grid = torch.stack([(xs + flow[..., 0]) * (2 / max(w - 1, 1)) - 1, (ys + flow[..., 1]) * (2 / max(h - 1, 1)) - 1],
-                       dim=-1)
-    warped = F.grid_sample(prev[None, None], grid[None], mode="bilinear", padding_mode="border",
-                           align_corners=True)[0, 0]
-    return current + (strength * trust) * (warped - current)
+class _DeviceMotion:
+    """A frame's ``Motion`` on the model's device, with the sampling grid and trust of each plane size made once
+    (4:2:0 chroma planes share theirs): the same bilinear resizes as ``Motion.at`` (pixel centres at +0.5) and the
+    same warp as ``warp`` (bilinear, edges repeated), in float rather than OpenCV's fixed-point weights."""
+
+    def __init__(self, moved: Motion, device: torch.device):
+        self.flow = torch.from_numpy(moved.flow).to(device)
+        self.trust = torch.from_numpy(moved.trust).to(device)
+        self.sized: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def warp(self, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prev`` (H, W) warped along the motion, and the trust at that size."""
+        h, w = prev.shape
+        if (h, w) not in self.sized:
+            self.sized[h, w] = self._grid(h, w)
+        grid, trust = self.sized[h, w]
+        warped = F.grid_sample(prev[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)
+        return warped[0, 0], trust
+
+    def _grid(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        flow, trust = self.flow, self.trust
+        fh, fw = flow.shape[:2]
+        if (h, w) != (fh, fw):
+            scale = torch.tensor([w / fw, h / fh], device=flow.device)
+            flow = F.interpolate(flow.permute(2, 0, 1)[None], size=(h, w), mode="bilinear")[0].permute(1, 2, 0) * scale
+            trust = F.interpolate(trust[None, None], size=(h, w), mode="bilinear")[0, 0]
+        ys = torch.arange(h, dtype=torch.float32, device=flow.device)[:, None]
+        xs = torch.arange(w, dtype=torch.float32, device=flow.device)[None, :]
+        grid = torch.stack([(xs + flow[..., 0]) * (2 / max(w - 1, 1)) - 1,
+                            (ys + flow[..., 1]) * (2 / max(h - 1, 1)) - 1], dim=-1)
+        return grid[None], trust

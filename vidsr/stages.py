@@ -95,6 +95,9 @@ class FrameUpscaler:
             sr = self.upscaler(x)
         with self.clock("finish"):
             ys, chroma = self._luma_back(sr, planes) if self.colour == "Y" else self._rgb_back(sr)
+            if self.motion:  # the input's luma is at hand here; the device path filters on the device
+                steady = [self._steadied(p[0], [y, u, v]) for p, y, (u, v) in zip(planes, ys, chroma)]
+                ys, chroma = [y for y, _, _ in steady], [(u, v) for _, u, v in steady]
             return self.to_frames(frames, ys, chroma)
 
     def _large(self, frame: av.VideoFrame) -> av.VideoFrame:
@@ -169,12 +172,10 @@ class FrameUpscaler:
         v = torch.from_numpy(np.stack([resize_plane(p[2], w, h, self.in_bits) for p in planes]).astype(np.float32))
         return yuv_to_rgb(y, u, v, self.matrix, self.range, self.in_bits)
 
-    def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list,
-                  steadied: bool = False) -> list[av.VideoFrame]:
-        """Output frames from output planes; ``steadied``: the temporal filter has run already (on the device)."""
+    def to_frames(self, frames: list[av.VideoFrame], ys: list, chroma: list) -> list[av.VideoFrame]:
         out = []
         for src, y, (u, v) in zip(frames, ys, chroma):
-            planes = self._steadied(self.planes(src)[0], [y, u, v]) if self.motion and not steadied else [y, u, v]
+            planes = [y, u, v]
             if self.compare:
                 ref = bicubic_planes(src, self.out_w, self.out_h, self.plane_fmt)
                 planes = compose(ref, planes, self.compare, self.plane_fmt)

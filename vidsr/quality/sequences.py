@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -129,14 +130,21 @@ def read_y(path: Path) -> list[np.ndarray]:
         return [f.reformat(format="yuv420p").to_ndarray()[: f.height].copy() for f in c.decode(video=0)]
 
 
+def _dis() -> cv2.DISOpticalFlow:
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+
+
+def flow_error(frames: list[np.ndarray], reference: list[np.ndarray], t: int, dis: Any = None) -> np.ndarray:
+    """Per pixel, |F(frames[t-1], frames[t]) - F(reference[t-1], reference[t])| in pixels: what tOF averages."""
+    dis = dis or _dis()
+    return np.linalg.norm(dis.calc(frames[t - 1], frames[t], None) - dis.calc(reference[t - 1], reference[t], None),
+                          axis=2)
+
+
 def tof(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
     """TecoGAN's tOF of 8-bit Y ``frames`` against ``reference`` (see the module's docstring); lower is better."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
-    errors = []
-    for t in range(1, len(frames)):
-        f_out = dis.calc(frames[t - 1], frames[t], None)
-        f_ref = dis.calc(reference[t - 1], reference[t], None)
-        errors.append(float(np.mean(np.linalg.norm(f_out - f_ref, axis=2))))
+    dis = _dis()
+    errors = [float(np.mean(flow_error(frames, reference, t, dis))) for t in range(1, len(frames))]
     return float(np.mean(errors)) if errors else 0.0
 
 
