@@ -17,6 +17,7 @@ TINY = {
     "mdsr": {"blocks": 1, "features": 8, "res_scale": 1.0},
     "vdsr": {"depth": 3, "features": 8},
     "srcnn": {"f1": 9, "f2": 1, "f3": 5, "n1": 8, "n2": 4},
+    "rvsr": {"blocks": 1, "features": 8, "res_scale": 1.0},
 }
 
 
@@ -24,9 +25,11 @@ def make_engines(root: Path) -> Path:
     """Small, randomly initialised engines of every architecture: real networks, real safetensors files."""
     torch.manual_seed(0)
     for arch, scale_sets in (("edsr", [(2,), (3,), (4,)]), ("vdsr", [(2, 3, 4)]), ("srcnn", [(2,)]),
-                             ("mdsr", [(2, 3, 4)])):
+                             ("mdsr", [(2, 3, 4)]), ("rvsr", [(2,)])):
         for scales in scale_sets:
             model = ARCHITECTURES[arch].build(TINY[arch], scales)
+            if arch == "rvsr":  # its fuse layer starts blind to the state; a test engine must use it
+                torch.nn.init.normal_(model.fuse.weight, std=0.1)
             eid = f"{arch}-tiny-x{''.join(map(str, scales))}"
             save_engine(root / eid, eid, arch, arch, arch, TINY[arch], scales, model)
     return root

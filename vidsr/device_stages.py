@@ -57,7 +57,8 @@ class DeviceFrames:
     def whole_frames(self) -> bool:
         """False for outputs above 4K and --compare views, which take the CPU path (tiled into integer planes;
         built on the CPU)."""
-        return not self.sr.compare and self.sr.out_w * self.sr.out_h <= LARGE_OUTPUT
+        return not self.sr.compare and (self.sr.out_w * self.sr.out_h <= LARGE_OUTPUT
+                                        or self.sr.recurrence is not None)
 
     def run(self, batches: Iterable[tuple[list[av.VideoFrame], list[Any]]]) -> Iterator[Any]:
         """Frames and the packets riding with them, in the order they came, ``depth`` batches deep."""
@@ -114,7 +115,7 @@ class DeviceFrames:
                 for t in (y, u, v):
                     if self.cuda:
                         t.record_stream(self.streams[1])  # allocated on the upload stream, used here
-                planes = self._infer(y, u, v)
+                planes = self._infer(y, u, v, host[0], frames)
                 if sr.motion is not None:
                     planes = sr.motion.blend_device(planes, motions, sr.out_bits)
             inferred = self._event(1)
@@ -139,12 +140,16 @@ class DeviceFrames:
         return [motion.motion(plane, self.sr.in_bits) for plane in planes]
 
     @torch.inference_mode()
-    def _infer(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _infer(self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, luma: torch.Tensor,
+               frames: list[av.VideoFrame]) -> tuple[torch.Tensor, ...]:
+        """Colour work and inference on the device; ``luma`` is the host copy of ``y``, which a recurrent engine's
+        motion is measured on (the state itself stays on the device)."""
         sr = self.sr
         if sr.colour == "Y":
             out = sr.upscaler(pt.prepare_luma(y, sr.in_bits))
             return pt.finish_luma(out, u, v, self.chroma_w, self.chroma_h, sr.in_bits, sr.out_bits)
-        out = sr.upscaler(pt.prepare_rgb(y, u, v, sr.matrix, sr.range, sr.in_bits))
+        lumas = list(luma.numpy().view(np.uint8 if luma.dtype == torch.uint8 else np.uint16))
+        out = sr.infer(pt.prepare_rgb(y, u, v, sr.matrix, sr.range, sr.in_bits), lumas, frames)
         return pt.finish_rgb(out, sr.matrix, sr.range, self.chroma_w, self.chroma_h, sr.out_bits)
 
     def _collect(self, batch: InFlight) -> Iterator[Any]:

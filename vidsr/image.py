@@ -28,6 +28,9 @@ _OFFSET = np.array([16.0, 128.0, 128.0])
 
 def upscale_image(src: str, dst: str, upscaler: Upscaler) -> tuple[int, int]:
     """Returns the output (width, height)."""
+    if upscaler.arch.recurrent:
+        raise UsageError(f"{src}: {upscaler.arch.name} engines restore a frame from the frames before it, so they "
+                         "upscale videos; for an image use --model auto, edsr or mdsr")
     if not Path(src).is_file():
         raise UsageError(f"{src}: no such file")
     img = cv2.imread(src, cv2.IMREAD_UNCHANGED)

@@ -21,6 +21,7 @@ from vidsr.device_stages import DeviceFrames
 from vidsr.errors import Cancelled, VidsrError
 from vidsr.files import output_file
 from vidsr.motion_filter import MotionFilter
+from vidsr.recurrence import Restart
 from vidsr.stages import FrameUpscaler
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
@@ -78,6 +79,7 @@ class Stats:
     holes: list[Hole] = field(default_factory=list)  # frames a damaged input was missing
     carried: Carried = field(default_factory=Carried)  # metadata carried over, and what the output could not hold
     filtered: int = 0  # frames the temporal filter blended with the one before
+    restarts: list[Restart] = field(default_factory=list)  # where a recurrent engine's state started afresh
 
     @property
     def frames_lost(self) -> int:
@@ -231,6 +233,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
     stats.seconds = time.perf_counter() - t0
     stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
     stats.filtered = sr.motion.filtered if sr.motion else 0
+    stats.restarts = list(sr.recurrence.restarts) if sr.recurrence else []
     return stats
 
 

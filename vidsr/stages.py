@@ -15,6 +15,7 @@ import torch
 
 from vidsr.clock import StageClock
 from vidsr.motion_filter import MotionFilter
+from vidsr.recurrence import Recurrence, after_hole
 from vidsr.upscaler import Upscaler
 from vidsr.video.colour import (
     PLANAR,
@@ -70,6 +71,9 @@ class FrameUpscaler:
         self.frame_w = self.out_w * (2 if self.compare == "side" else 1)
         self.matrix = self.tags.effective_matrix(self.height)
         self.range = self.tags.effective_range()
+        arch = self.upscaler.arch
+        # A recurrent engine's memory of the frames before: one per stream, fed every frame in order.
+        self.recurrence = Recurrence(self.scale, self.upscaler.features, arch.channels) if arch.recurrent else None
 
     @property
     def colour(self) -> str:
@@ -86,19 +90,32 @@ class FrameUpscaler:
         return self._network_input([self.planes(f) for f in frames])
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        if self.out_w * self.out_h > LARGE_OUTPUT and not self.compare:
+        if self.out_w * self.out_h > LARGE_OUTPUT and not self.compare and self.recurrence is None:
             return [self._large(f) for f in frames]
         with self.clock("prepare"):
             planes = [self.planes(f) for f in frames]
             x = self._network_input(planes)
         with self.clock("infer"):
-            sr = self.upscaler(x)
+            sr = self.infer(x, [p[0] for p in planes], frames)
         with self.clock("finish"):
             ys, chroma = self._luma_back(sr, planes) if self.colour == "Y" else self._rgb_back(sr)
             if self.motion:  # the input's luma is at hand here; the device path filters on the device
                 steady = [self._steadied(p[0], [y, u, v]) for p, y, (u, v) in zip(planes, ys, chroma)]
                 ys, chroma = [y for y, _, _ in steady], [(u, v) for _, u, v in steady]
             return self.to_frames(frames, ys, chroma)
+
+    def infer(self, x: torch.Tensor, lumas: list[np.ndarray], frames: list[av.VideoFrame]) -> torch.Tensor:
+        """The upscaler's output for the batch ``x`` (on any device): at once, or for a recurrent engine frame after
+        frame, each with the state the one before left (``lumas``: the frames' input Y planes, which the motion is
+        measured on)."""
+        if self.recurrence is None:
+            return self.upscaler(x)
+        out = []
+        for i, frame in enumerate(frames):
+            xi = x[i:i + 1]
+            packed = self.recurrence.packed(xi, lumas[i], self.in_bits, after_hole(frame))
+            out.append(self.recurrence.keep(self.upscaler(packed), xi))
+        return torch.cat(out)
 
     def _large(self, frame: av.VideoFrame) -> av.VideoFrame:
         """One frame whose output is larger than 4K, prepared, inferred and finished tile by tile into integer

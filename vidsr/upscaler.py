@@ -92,13 +92,15 @@ class Upscaler:
             y = self._tiled(x, out_scale, tile)
         else:
             y = self.runtime.run(x)
-        return y.clamp_(0.0, 1.0)
+        # The picture's channels; a recurrent network's hidden state rides after them, unclamped.
+        y[:, :self.arch.channels].clamp_(0.0, 1.0)
+        return y
 
     def _tiled(self, x: torch.Tensor, s: int, tile: int) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         t, o = tile, min(self.overlap, tile // 4)
         step = t - 2 * o
-        out = torch.empty(n, c, h * s, w * s, dtype=x.dtype, device=x.device)
+        out = torch.empty(0)
         for top in range(0, h, step):
             for left in range(0, w, step):
                 # The tile reads o pixels of context on each side, clipped at the frame edge.
@@ -107,6 +109,8 @@ class Upscaler:
                 if self.should_stop and self.should_stop():
                     raise Cancelled
                 part = self.runtime.run(x[..., y0:y1, x0:x1])
+                if out.numel() == 0:  # the output's channels are the network's (a recurrent one's differ)
+                    out = torch.empty(n, part.shape[1], h * s, w * s, dtype=part.dtype, device=x.device)
                 bottom, right = min(top + step, h), min(left + step, w)
                 out[..., top * s:bottom * s, left * s:right * s] = part[
                     ..., (top - y0) * s:(bottom - y0) * s, (left - x0) * s:(right - x0) * s]

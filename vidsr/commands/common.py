@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from vidsr.errors import UsageError
 from vidsr.models.engine import DEGRADATIONS, Engine, find_engine
 from vidsr.runtime.select import DEVICES, PRECISIONS, RUNTIMES, RuntimeSpec, make_runtime
 from vidsr.upscaler import Upscaler
@@ -99,6 +100,9 @@ def build_upscaler(model: str, scale: int, *, spec: RuntimeSpec = DEFAULT_SPEC, 
                    ensemble: bool = False, degradation: str = "clean") -> tuple[Upscaler, Engine]:
     """The engine for ``model`` at ``scale`` (of the ``degradation`` kind) on the backend ``spec`` resolves to."""
     engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation)
+    if ensemble and engine.arch.recurrent:
+        raise UsageError(f"--ensemble: {engine.id} carries its state from frame to frame, which flipped and "
+                         "rotated copies of a frame cannot share; leave --ensemble off or pick a single-frame model")
     rt, max_input = make_runtime(engine, scale, spec, log=lambda line: click.echo(f"vidsr: {line}", err=True))
     return Upscaler(engine.arch, scale, rt, tile=tile, features=engine.features, ensemble=ensemble,
                     max_input=max_input), engine

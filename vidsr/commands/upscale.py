@@ -285,7 +285,10 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
         for h in stats.holes:
             click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
                        f"{h.before:.2f} s (a hole in the file); --strict makes this an error", err=True)
-    return {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
+    recurrent = {"recurrent": {"latency_frames": 0, "restarts": [{"frame": r.frame, "reason": r.reason}
+                                                                  for r in stats.restarts]}} \
+        if engine.arch.recurrent else {}
+    return recurrent | {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
             "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
             "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,
             "codec": codec, "metadata": stats.carried.as_dict(),

@@ -85,6 +85,11 @@ class Engine:
         return self.arch.widest(self.manifest.config)
 
     @property
+    def input_channels(self) -> int:
+        """Channels of the network's input tensor: the frame's, plus a recurrent engine's aligned state."""
+        return self.arch.input_channels(self.manifest.config)
+
+    @property
     def degradation(self) -> str:
         return self.manifest.kind
 
@@ -150,7 +155,12 @@ def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -
     another we ship while one scale's training lags (EDSR x3 and x4 restarted from x2 while VDSR was done).
 
     ``degradation="real"`` or ``"heavy"`` compares the engines trained for that kind of input by their scores
-    under degradation; where none upscales ``scale``, the next milder kind's choice stands (heavy, real, clean)."""
+    under degradation; where none upscales ``scale``, the next milder kind's choice stands (heavy, real, clean).
+
+    Recurrent engines (for video) are left out while any single-frame one is in ``engines``: their figures come from
+    clips, not images (``video_choice`` weighs them); a family of recurrent engines (``--model rvsr``) chooses
+    among its own."""
+    engines = [e for e in engines if not e.arch.recurrent] or engines
     for kind in kinds_from(degradation)[:-1]:
         scored = [(q, e) for e in engines if scale in e.scales and e.degradation == kind
                   and (q := e.degraded_psnr(scale)) is not None]

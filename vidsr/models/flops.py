@@ -31,4 +31,4 @@ def gflop_per_output_mp(engine, scale: int) -> float:
     engine.arch.set_scale(model, scale)
     side = 32
     h, w = engine.arch.network_size(side, side, scale)
-    return conv_flops(model, torch.zeros(1, engine.arch.channels, h, w)) / (side * scale) ** 2 / 1e3
+    return conv_flops(model, torch.zeros(1, engine.input_channels, h, w)) / (side * scale) ** 2 / 1e3

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vidsr.models.edsr import EDSR, MDSR
+from vidsr.models.rvsr import RVSR, state_channels
 from vidsr.models.srcnn import SRCNN
 from vidsr.models.vdsr import VDSR
 
@@ -35,6 +36,9 @@ class Architecture:
     adopt: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None
     # For EDSR: grows a shallower state dict to a deeper model's block count, computing the same function.
     deepen: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None
+    # Carries a hidden state from frame to frame (RVSR): it runs on videos, one frame after another, and its graph
+    # takes the aligned state stacked after the frame (``input_channels``).
+    recurrent: bool = False
 
     def build(self, config: dict[str, Any], scales: tuple[int, ...]) -> nn.Module:
         if self.takes_scale == "scale":
@@ -61,6 +65,10 @@ class Architecture:
     def channels(self) -> int:
         return 1 if self.colour == "Y" else 3
 
+    def input_channels(self, config: dict[str, Any]) -> int:
+        """Channels of the network's input: the frame's, plus the aligned state of a recurrent network."""
+        return self.channels + (state_channels(self.widest(config), self.channels) if self.recurrent else 0)
+
 
 def _mdsr_adopt(edsr: dict[str, torch.Tensor], scale: int) -> dict[str, torch.Tensor]:
     return MDSR.adopt_edsr(edsr, scale)
@@ -71,6 +79,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "vdsr": Architecture("vdsr", "Y", "HR", VDSR, multi_scale=True),
     "edsr": Architecture("edsr", "RGB", "LR", EDSR, multi_scale=False, takes_scale="scale", deepen=EDSR.deepen),
     "mdsr": Architecture("mdsr", "RGB", "LR", MDSR, multi_scale=True, takes_scale="scales", adopt=_mdsr_adopt),
+    # EDSR's keys, so that it warm-starts from an EDSR engine (and deepens as EDSR does); x2 and x4 only, since
+    # its hidden features ride pixel-shuffled at HR size.
+    "rvsr": Architecture("rvsr", "RGB", "LR", RVSR, multi_scale=False, takes_scale="scale", deepen=EDSR.deepen,
+                         precisions=("fp32", "bf16", "fp16"), recurrent=True),
 }
 
 # Named configurations: "edsr" on the command line means the trained baseline, "edsr-full" the paper's large model.
@@ -82,6 +94,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # EDSR-full's depth at the baseline's width: for heavily degraded input, where the baseline's capacity binds.
     "edsr-deep": ("edsr", {"blocks": 32, "features": 64, "res_scale": 1.0}),
     "mdsr": ("mdsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
+    # EDSR-baseline's body with a recurrent memory of the frames before: for video.
+    "rvsr": ("rvsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
 }
 
 

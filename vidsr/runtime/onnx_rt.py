@@ -64,8 +64,8 @@ def onnx_for(engine: Any, scale: int) -> tuple[Path, float]:
         return path, float((read_sidecar(path) or {})["max_abs_diff"])
     model = engine.load(scale)
     with tempfile.TemporaryDirectory(prefix="vidsr-onnx-") as tmp:
-        exported = export_onnx(model, engine.arch.channels, Path(tmp) / "model.onnx")
-        diff = max_abs_diff(model, exported, engine.arch.channels)
+        exported = export_onnx(model, engine.input_channels, Path(tmp) / "model.onnx")
+        diff = max_abs_diff(model, exported, engine.input_channels)
         if not diff <= ONNX_TOLERANCE:
             raise VidsrError(f"ONNX export of {engine.id} x{scale} differs from torch by {diff:.2e} "
                              f"(> {ONNX_TOLERANCE:g}); not using it")

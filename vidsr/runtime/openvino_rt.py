@@ -73,7 +73,7 @@ def openvino_for(engine: Any, scale: int, onnx_path: Path, onnx_facts: dict[str,
     if is_fresh(check, facts):
         rt.max_abs_diff = float((read_sidecar(check) or {})["max_abs_diff"])
         return rt
-    diff = diff_against_torch(engine.load(scale), rt, engine.arch.channels)
+    diff = diff_against_torch(engine.load(scale), rt, engine.input_channels)
     if not diff <= TOLERANCE[precision]:
         raise VidsrError(f"OpenVINO ({precision}) runs {engine.id} x{scale} {diff:.2e} away from torch "
                          f"(> {TOLERANCE[precision]:g}); not using it")

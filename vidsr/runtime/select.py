@@ -124,6 +124,6 @@ def make_runtime(engine: Any, scale: int, spec: RuntimeSpec,
         return openvino_for(engine, scale, onnx_path, onnx_facts(engine, scale), spec.precision), None
     from vidsr.runtime.tensorrt_rt import TensorRTRuntime, plan_for, profile_for
 
-    profile = profile_for(engine.arch, scale, spec.max_size, spec.batch)
+    profile = profile_for(engine.arch, scale, spec.max_size, spec.batch, engine.input_channels)
     plan, built = plan_for(onnx_path, onnx_facts(engine, scale), profile, spec.precision, log)
     return TensorRTRuntime(plan, profile, spec.precision, onnx=onnx_path, built=built), profile.max_hw

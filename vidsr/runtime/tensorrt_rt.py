@@ -43,11 +43,13 @@ class Profile:
         return {"channels": self.channels, "max_hw": list(self.max_hw), "max_batch": self.max_batch}
 
 
-def profile_for(arch: Architecture, scale: int, max_size: tuple[int, int], batch: int) -> Profile:
+def profile_for(arch: Architecture, scale: int, max_size: tuple[int, int], batch: int,
+                channels: int | None = None) -> Profile:
     """The profile for source frames up to ``max_size`` (W, H), in the network's own input size (the descriptor
-    says: HR-space models see the frame after the bicubic upscale)."""
+    says: HR-space models see the frame after the bicubic upscale); ``channels``: the input's, where a recurrent
+    engine stacks its state after the frame's."""
     w, h = max_size
-    return Profile(arch.channels, arch.network_size(h, w, scale), batch)
+    return Profile(channels or arch.channels, arch.network_size(h, w, scale), batch)
 
 
 def tensorrt_version() -> str | None:

@@ -34,6 +34,16 @@ from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
 from vidsr.quality.evaluate import load_set
 from vidsr.quality.images import image_files
 from vidsr.runtime.cpu import default_threads, has_fast_bf16, tune_allocator
+from vidsr.train.clips import (
+    ClipSet,
+    ValClip,
+    clips_hash,
+    load_clips,
+    load_val_clips,
+    sample_clip_batch,
+    score_clips,
+    train_sequences,
+)
 from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
 from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
@@ -190,13 +200,17 @@ def make_optimizer(run: Run, log: Callable[[str], None]) -> torch.optim.Optimize
     return opt
 
 
-def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs] | list[FramePairs],
-               loss_fn: torch.nn.Module) -> float:
+TrainingData = list[Pairs] | list[FramePairs] | list[ClipSet]
+
+
+def train_step(run: Run, opt: torch.optim.Optimizer, pairs: TrainingData, loss_fn: torch.nn.Module) -> float:
     """One optimizer step of the run's next batch; its data and lr depend only on (seed, step)."""
     r, step = run.recipe, run.state.step
     rng = np.random.default_rng([r.seed, step])
     arch = architecture(r.arch)
     frames = None
+    if r.clips:
+        return _clip_step(run, opt, pairs, loss_fn, rng)  # type: ignore[arg-type]
     if r.temporal:
         frames = sample_pair_batch(pairs, r.batch, r.patch, r.augment, rng)  # type: ignore[arg-type]
         xs, ys, scale = frames.x, frames.y, frames.scale
@@ -206,8 +220,6 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs] | list[F
     if scale:
         arch.set_scale(run.model, scale)
     lr = r.lr_at(step)
-    for group in opt.param_groups:
-        group["lr"] = lr
     x = torch.from_numpy(xs).to(run.device).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(ys).to(run.device).contiguous(memory_format=torch.channels_last)
     bf16 = run.state.precision_segments[-1]["precision"] == "bf16 autocast"
@@ -216,6 +228,28 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: list[Pairs] | list[F
     loss = loss_fn(pred.float(), y)
     if frames is not None:
         loss = loss + r.temporal * motion_term(pred.float(), y, frames, loss_fn)
+    return _apply(run, opt, loss, lr)
+
+
+def _clip_step(run: Run, opt: torch.optim.Optimizer, clips: list[ClipSet], loss_fn: torch.nn.Module,
+               rng: np.random.Generator) -> float:
+    """A recurrent model's step: ``batch`` clips of ``frames`` frames run in order, the loss over every frame."""
+    r = run.recipe
+    batch, _ = sample_clip_batch(clips, r.batch, r.frames, r.patch, r.augment, rng)
+    lr = r.lr_at(run.state.step)
+    x, flow, y = (torch.from_numpy(a).to(run.device) for a in (batch.x, batch.flow, batch.y))
+    bf16 = run.state.precision_segments[-1]["precision"] == "bf16 autocast"
+    with torch.autocast(torch.device(run.device).type, dtype=torch.bfloat16, enabled=bf16):
+        pred = run.model.sequence(x, flow)  # type: ignore[operator]
+    loss = loss_fn(pred.float().flatten(0, 1), y.flatten(0, 1))
+    return _apply(run, opt, loss, lr)
+
+
+def _apply(run: Run, opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) -> float:
+    """Backpropagate ``loss`` and step the optimizer (and the EMA) at ``lr``; the run's step count moves on."""
+    r, step = run.recipe, run.state.step
+    for group in opt.param_groups:
+        group["lr"] = lr
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
     opt.zero_grad(set_to_none=True)
@@ -238,21 +272,32 @@ def checkpoint(run: Run, opt: torch.optim.Optimizer) -> None:
     run.state.save(run.out / STATE)
 
 
-def validate(run: Run, val_images: list[np.ndarray], cpu_hours: float, log: Callable[[str], None]) -> None:
+Validation = list[np.ndarray] | dict[int, list[ValClip]]  # val images, or held-out clips by scale
+
+
+def validate(run: Run, val: Validation, cpu_hours: float, log: Callable[[str], None]) -> None:
     """A point of the curve: the val set at every scale, under the recipe's val degradation if it has one."""
     r = run.recipe
     spec = parse_spec(r.degradation.val) if r.degradation else None
     point: dict[str, Any] = {"step": run.state.step, "cpu_hours": round(cpu_hours, 4)}
     for s in r.scales:
-        point[f"x{s}"] = round(evaluate_model(run.shipped, r, val_images, s, run.device, spec)["psnr"], 3)
+        if isinstance(val, dict):
+            scores = score_clips(run.shipped, val[s], s, run.device)
+            run.shipped.train()
+            point[f"x{s}"], point[f"x{s}_bicubic"] = round(scores["psnr"], 3), round(scores["bicubic_psnr"], 3)
+            continue
+        point[f"x{s}"] = round(evaluate_model(run.shipped, r, val, s, run.device, spec)["psnr"], 3)
     run.state.curve.append(point)
     log(f"val {r.val_dir} {point}")
 
 
-def load_training_pairs(recipe: Recipe, files: list[Path],
-                        log: Callable[[str], None]) -> list[Pairs] | list[FramePairs]:
+def load_training_pairs(recipe: Recipe, files: list[Path], log: Callable[[str], None]) -> TrainingData:
     colour = architecture(recipe.arch).colour
     cache = cache_root() / "train"
+    if recipe.clips:  # ``files`` are sequence folders
+        return [load_clips(files, s, recipe.degradation, recipe.seed, recipe.clip_variants if recipe.degradation
+                           else 1, recipe.window, recipe.max_windows, recipe.max_side, cache, log)
+                for s in recipe.scales]
     if recipe.degradation and recipe.temporal:
         return [load_frame_pairs(files, s, recipe.degradation, recipe.seed, cache, log, recipe.hr_scales)
                 for s in recipe.scales]
@@ -279,11 +324,10 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     torch.set_num_threads(threads or default_threads())
     out = out or engines_dir() / recipe.id
     out.mkdir(parents=True, exist_ok=True)
-    files = image_files([data_root / d for d in recipe.train_dirs])
+    files, val = training_inputs(recipe, data_root)
     run = open_run(recipe, out, resume, device, log)
     opt = make_optimizer(run, log)
     pairs = load_training_pairs(recipe, files, log)
-    val_images = load_set(data_root / recipe.val_dir)
     loss_fn = make_loss(recipe.loss, recipe.chroma_weight).to(run.device)
     state = run.state
     start_wall, start_cpu = time.time(), time.process_time()
@@ -304,7 +348,7 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
             log(f"step {state.step}/{recipe.steps} loss {running:.5f} lr {recipe.lr_at(state.step - 1):.2e} "
                 f"cpu_h {state.cpu_hours:.3f}")
         if state.step % recipe.eval_every == 0 or state.step == recipe.steps:
-            validate(run, val_images, state.cpu_hours, log)
+            validate(run, val, state.cpu_hours, log)
         if state.step % recipe.checkpoint_every == 0:
             checkpoint(run, opt)
     clock()
@@ -312,8 +356,19 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     if should_stop():
         state.stopped = True
         return state
-    write_engine_manifest(recipe, out, state, data_hash(files), data_root, log, device)
+    write_engine_manifest(recipe, out, state, clips_hash(files) if recipe.clips else data_hash(files), data_root,
+                          log, device)
     return state
+
+
+def training_inputs(recipe: Recipe, data_root: Path) -> tuple[list[Path], Validation]:
+    """The training images (or sequence folders, for clips) and the curve's validation set."""
+    if not recipe.clips:
+        return image_files([data_root / d for d in recipe.train_dirs]), load_set(data_root / recipe.val_dir)
+    spec = parse_spec(recipe.degradation.val) if recipe.degradation else None
+    held = [data_root / h for h in recipe.val_clips]
+    return train_sequences(data_root, recipe.clips, recipe.val_clips), {
+        s: load_val_clips(held, s, spec, recipe.val_frames, recipe.val_side, recipe.max_side) for s in recipe.scales}
 
 
 def _manifest_precision(out: Path) -> str:

@@ -50,6 +50,26 @@ def eval_table(model: torch.nn.Module, recipe: Recipe, data_root: Path, device: 
     return table
 
 
+def clip_tables(model: torch.nn.Module, recipe: Recipe, data_root: Path, device: str,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    """A recurrent engine's scores on each held-out clip (the curve's crops, run along the clip in torch fp32),
+    under the val degradation or clean: what its training measured. The end-to-end figures through the video
+    path come from ``vidsr eval --video``."""
+    from vidsr.train.clips import load_val_clips, score_clips
+
+    spec = parse_spec(recipe.degradation.val) if recipe.degradation else None
+    table: dict[str, dict[str, Any]] = {}
+    for s in recipe.scales:
+        for folder in recipe.val_clips:
+            clips = load_val_clips([data_root / folder], s, spec, recipe.val_frames, recipe.val_side, recipe.max_side)
+            scores = score_clips(model, clips, s, device)
+            table.setdefault(Path(folder).name, {})[str(s)] = {k: round(v, 4) for k, v in scores.items()}
+            log(f"eval {folder} x{s}: {scores['psnr']:.2f} dB (bicubic {scores['bicubic_psnr']:.2f})")
+    return {"eval_clips": {spec.spec() if spec else "clean": table},
+            "eval_clips_note": f"first {recipe.val_frames} frames of each held-out clip, a centred {recipe.val_side} "
+                               "px square, degraded as one clip; torch fp32"}
+
+
 def training_record(recipe: Recipe, state: TrainState, device: str) -> dict[str, Any]:
     return {
         "steps": state.step,
@@ -89,6 +109,12 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: TrainState, dhash: s
         "data_manifest_sha256": dhash,
         "training": training_record(recipe, state, device),
         "curve": state.curve,
+    }
+    if recipe.clips:
+        manifest |= clip_tables(model, recipe, data_root, device, log)
+        write_manifest(out, manifest)
+        return manifest
+    manifest |= {
         "eval": eval_table(model, recipe, data_root, device, None, log),
         # The manifest's numbers are fp32 inference; eval's default on a CPU with native bf16 is bf16, which measures
         # a few thousandths of a dB apart (README, "Shipped engines").

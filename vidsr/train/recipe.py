@@ -63,6 +63,18 @@ class Recipe:
     notes: str = ""
     # The [degradation] table: LR inputs degraded as real footage is (noise, codecs), HR clean. None: MATLAB bicubic.
     degradation: DegradationRanges | None = None
+    # Video training (recurrent engines, vidsr/train/clips.py): folders of sequences to train on and to hold out for
+    # the curve, cut into windows of ``window`` frames (at most ``max_windows`` a sequence, frames area-downscaled
+    # to ``max_side``), each degraded ``clip_variants`` times; a step runs ``frames`` consecutive frames of each clip.
+    clips: tuple[str, ...] = ()
+    val_clips: tuple[str, ...] = ()
+    window: int = 10
+    max_windows: int = 6
+    max_side: int = 1024
+    clip_variants: int = 2
+    frames: int = 6
+    val_frames: int = 10
+    val_side: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
 
     def lr_at(self, step: int) -> float:
@@ -108,6 +120,7 @@ def load_recipe(path: str | Path) -> Recipe:
                                    or architecture(arch).input_space != "LR" or t["temporal"] < 0):
         raise ValueError(f"{path}: temporal = {t['temporal']} needs a [degradation] table (its pans), an RGB model "
                          "that takes LR input (EDSR, MDSR) and a weight of 0 or more")
+    clip_keys = _clip_keys(path, d, arch)
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
     smaller = hr_scales[1:]
     if hr_scales[:1] != (1.0,) or len(set(smaller)) != len(smaller) or not all(0.2 <= f < 1.0 for f in smaller):
@@ -128,4 +141,29 @@ def load_recipe(path: str | Path) -> Recipe:
                   config=config, scales=tuple(model["scales"]), train_dirs=train_dirs, val_dir=val_dir,
                   eval_dirs=eval_dirs, patch=d["patch"], hr_scales=hr_scales, augment=d.get("augment", True),
                   mix_scales=d.get("mix_scales", False),
-                  notes=data.get("notes", ""), **t)
+                  notes=data.get("notes", ""), **clip_keys, **t)
+
+
+CLIP_KEYS = ("window", "max_windows", "max_side", "clip_variants", "frames", "val_frames", "val_side")
+
+
+def _clip_keys(path: Path, d: dict[str, Any], arch: str) -> dict[str, Any]:
+    """The [data] keys of video training, checked: clips need a recurrent model and held-out clips for the curve.
+    A held-out sequence inside a training folder is left out of training (``train_sequences``); a training folder
+    inside a held-out one is an error."""
+    if "clips" not in d:
+        if architecture(arch).recurrent:
+            raise ValueError(f"{path}: a recurrent model ({arch}) trains on video: give [data] clips and val_clips")
+        return {}
+    if not architecture(arch).recurrent:
+        raise ValueError(f"{path}: [data] clips train a recurrent model (rvsr), not {arch}")
+    clips, held = tuple(d["clips"]), tuple(d.get("val_clips", ()))
+    if not held:
+        raise ValueError(f"{path}: [data] clips needs val_clips, the sequences held out for the curve")
+    for h in map(Path, held):
+        if any(c.is_relative_to(h) for c in map(Path, clips)):
+            raise ValueError(f"{path}: {h} is held out for validation and cannot also be trained on")
+    keys = {k: int(d[k]) for k in CLIP_KEYS if k in d}
+    if keys.get("frames", 6) > keys.get("window", 10) or any(v < 1 for v in keys.values()):
+        raise ValueError(f"{path}: [data] frames (per step) must be at most window, and every count at least 1")
+    return keys | {"clips": clips, "val_clips": held}

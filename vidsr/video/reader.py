@@ -28,6 +28,9 @@ class SourceInfo:
     stream: av.video.stream.VideoStream | None = None
 
 
+AFTER_HOLE = "after_hole"  # the key set in the ``opaque`` dict of the first frame after a hole
+
+
 @dataclass(frozen=True)
 class Hole:
     """Frames missing from a constant-rate stream: ``frames`` of them between ``after`` and ``before`` seconds."""
@@ -49,16 +52,20 @@ class HoleFinder:
     last: float | None = None
     holes: list[Hole] = field(default_factory=list)
 
-    def see(self, t: float) -> None:
+    def see(self, t: float) -> bool:
+        """Take the next frame's time; True when frames went missing just before it."""
+        found = False
         if self.last is not None:
             gap = t - self.last
             if self.steady >= self.STEADY and self.interval and gap > 1.5 * self.interval:
                 self.holes.append(Hole(self.last, t, int(round(gap / self.interval)) - 1))
+                found = True
             elif self.interval is not None and abs(gap - self.interval) <= 0.1 * self.interval:
                 self.steady += 1
             elif self.steady < self.STEADY:
                 self.interval, self.steady = gap, 1
         self.last = t
+        return found
 
     @property
     def lost(self) -> int:
@@ -225,7 +232,8 @@ class VideoReader:
                 if end is not None and t >= end - 1e-6:
                     return
                 last_t = t
-                self.holes.see(t)
+                if self.holes.see(t):
+                    frame.opaque = {AFTER_HOLE: True}  # a recurrent engine's state must not bridge the gap
                 frame.pts -= voff
                 frame.time_base = vtb
                 index += 1
