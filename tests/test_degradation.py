@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -200,6 +201,42 @@ def test_auto_picks_heavy_for_a_noisy_crf35_clip_and_clean_for_a_lossless_one(vi
     # it failed under load, where x264's threads made other bytes.
     noisy_lossless = make_clip(tmp_path / "noisy.mkv", 96, 64, frames=6, codec="ffv1", audio=False, crf_noise=(0, 6))
     assert assess_video(noisy_lossless).noise_sigma > assess_video(lossless).noise_sigma + 2
+
+
+def printed_page(h: int, w: int) -> np.ndarray:
+    """A clean, busy master: small print over woven texture, the content a single frame's estimate took for noise."""
+    rng = np.random.default_rng(5)
+    weave = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 0.6)
+    page = np.repeat(cv2.normalize(weave, None, 60, 200, cv2.NORM_MINMAX)[..., None], 3, axis=2).astype(np.uint8)
+    for row in range(6, h, 9):
+        cv2.putText(page, "0123456789 ABCDEFGHIJ", (2, row), cv2.FONT_HERSHEY_PLAIN, 0.6, (20, 20, 20), 1)
+    return page
+
+
+@pytest.mark.parametrize("step", [0, 1])  # a camera standing still, and a pan of one pixel a frame
+def test_fine_texture_on_a_lossless_master_is_not_taken_for_noise(tmp_path, step):
+    from vidsr.degradation.detect import REAL_ABOVE_NOISE
+
+    page = printed_page(140, 200)
+    picks = {}
+    for sigma in (0, 4):
+        rng = np.random.default_rng(sigma)
+        path = tmp_path / f"master{sigma}.mkv"
+        with av.open(str(path), "w") as c:
+            v = c.add_stream("libx264", rate=25)
+            v.width, v.height, v.pix_fmt, v.options = 176, 120, "yuv444p", {"qp": "0"}  # lossless H.264
+            for i in range(6):
+                rgb = page[10:130, 10 + i * step:186 + i * step].astype(np.float32)
+                rgb = np.clip(np.round(rgb + rng.normal(0, sigma, rgb.shape)), 0, 255).astype(np.uint8)
+                c.mux(v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")))
+            c.mux(v.encode(None))
+        picks[sigma] = assess_video(path)
+    assert picks[0].choice == "clean" and picks[0].noise_sigma < REAL_ABOVE_NOISE / 2, picks[0]
+    assert picks[4].choice == "real" and "noisy" in picks[4].reason, picks[4]
+    # one frame alone cannot tell this print from noise: the old, spatial estimate calls the clean master noisy
+    with av.open(str(tmp_path / "master0.mkv")) as c:
+        first = next(c.decode(video=0)).reformat(format="gray").to_ndarray()
+    assert noise_sigma(first) > REAL_ABOVE_NOISE
 
 
 def test_the_rule_orders_clean_real_heavy_by_rate_and_noise():

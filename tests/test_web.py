@@ -83,6 +83,17 @@ def test_upload_upscale_download_with_range_and_events(server, api, clip, tmp_pa
     assert api.get(result["urls"]["play"]).status_code == 200  # H.264 in MP4 plays as it is
 
 
+def test_the_upscale_job_runs_a_recurrent_engine(api, clip, tmp_path):
+    media = upload(api, clip).json()
+    r = api.post("/api/jobs", json={"media": media["id"], "action": "upscale", "scale": 2, "model": "rvsr-tiny-x2"})
+    job = wait_job(api, r.json()["id"])
+    assert job["state"] == "done", job["error"]
+    result = api.get(f"/api/media/{job['result']}").json()
+    out = tmp_path / "rvsr.mp4"
+    out.write_bytes(api.get(result["urls"]["file"]).content)
+    assert probe(out)["frames"] == 12
+
+
 def test_every_upscale_option_the_web_takes_is_a_flag_of_vidsr_upscale():
     from vidsr.commands.upscale import upscale
     from vidsr.web.options import UPSCALE

@@ -24,17 +24,19 @@ from av.sidedata.sidedata import Type as SideDataType
 # Codecs whose output is the input: nothing to restore.
 LOSSLESS = {"ffv1", "rawvideo", "png", "apng", "bmp", "tiff", "huffyuv", "ffvhuff", "utvideo", "magicyuv",
             "qtrle", "r210", "v210", "v410", "yuv4", "gif", "ppm", "pgm", "pam", "webp_lossless", "qoi"}
-# Read off docs/REAL-FOOTAGE.md's table (session 16: Set5 pans through the video path, x2, benchmarks/auto_rule.py).
+# Read off docs/REAL-FOOTAGE.md's table (Set5 pans through the video path, x2, benchmarks/auto_rule.py).
 # H.264 mean QP: the real engine beat the clean one at every lossy level measured (CRF 18, QP 25, by 0.4-0.6 dB);
 # the heavy one beat the real one from CRF 30 (QP 37, by 0.14) and lost to it up to CRF 26 (QP 33, by 0.1): the
 # threshold is the midpoint. Bits per pixel, for codecs that export no QP, the same rows: real won at 0.87 and
-# 0.81, heavy from 0.35, real at 0.44. Noise: on lossless input at sigma 3 (estimate 2.5 on Set5, 2.8 on Set14)
-# the real engine won by 0.9 dB; clean images' estimates reached 2 on textured content.
+# 0.81, heavy from 0.35, real at 0.44. Noise: on lossless input at RGB sigma 3 the real engine won by 0.9 dB. The
+# video estimate (``video_noise_sigma``) reads that as luma sigma 1.6-2.5 on real sequences and 1.0-3.0 on the
+# Set14/Set5 pans, and clean input as 0-1.6 (0 wherever the camera stands still), where the single-frame estimate
+# took fine texture for noise (up to 3.6 on clean pans, 4 on DAVIS cows at x4): benchmarks/noise_estimate.py.
 REAL_ABOVE_QP = 22.0  # under the lightest stream measured (CRF 18, QP 25), where real still won
 HEAVY_ABOVE_QP = 35.0
 REAL_BELOW_BPP = 1.0
 HEAVY_BELOW_BPP = 0.39
-REAL_ABOVE_NOISE = 2.3  # luma noise sigma (8-bit levels) above which an input the rate calls clean goes real
+REAL_ABOVE_NOISE = 1.6  # luma noise sigma (8-bit levels) above which an input the rate calls clean goes real
 # JPEG quality (IJG scale, read back from the file's luma quantisation table): on Set5, area down, the real engine
 # beat the clean one by 1.2 dB at quality 40, 1.4 at 70, 1.1 at 90 and 0.6 at 95, where on MATLAB-bicubic input
 # the clean one won by 0.6 (docs/REAL-FOOTAGE.md): near 95 the downscaler decides, so the line sits below it.
@@ -80,6 +82,41 @@ def noise_sigma(y: np.ndarray) -> float:
     blocks = r[:h, :w].reshape(h // 16, 16, w // 16, 16).mean(axis=(1, 3)).ravel()
     flat = np.sort(blocks)[: max(1, blocks.size // 10)]
     return float(np.sqrt(np.pi / 2) / 6 * flat.mean())
+
+
+def temporal_noise_sigma(prev: np.ndarray, y: np.ndarray) -> float:
+    """Luma noise sigma from two consecutive frames: the difference of ``y`` and ``prev`` warped onto it by DIS
+    optical flow, taken over the tenth of 16x16 blocks where it is least, and scaled as ``noise_sigma`` scales its
+    flattest blocks. Texture moves with the scene and cancels in the difference; sensor noise is drawn afresh each
+    frame and does not, so fine texture and printed text, which a single frame cannot tell from noise, pass as clean
+    (exactly so where the camera stands still; under a sub-pixel pan the warp's interpolation leaves some)."""
+    a, b = prev.astype(np.uint8), y.astype(np.uint8)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(b, a, None)  # type: ignore[attr-defined]
+    h, w = b.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    warped = cv2.remap(a.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_CUBIC,
+                       borderMode=cv2.BORDER_REPLICATE)
+    d = np.abs(b.astype(np.float32) - warped)[8:-8, 8:-8]  # the warp repeats edges: their pixels are not moved
+    bh, bw = (d.shape[0] // 16) * 16, (d.shape[1] // 16) * 16
+    if bh == 0 or bw == 0:
+        return float("inf")  # too small to tell: the spatial estimate stands
+    blocks = np.sort(d[:bh, :bw].reshape(bh // 16, 16, bw // 16, 16).mean(axis=(1, 3)).ravel())
+    # |N(0, s * sqrt 2)| has mean s * sqrt(2) * sqrt(2 / pi), so s = mean * sqrt(pi) / 2.
+    return float(np.sqrt(np.pi) / 2 * blocks[: max(1, blocks.size // 10)].mean())
+
+
+def video_noise_sigma(lumas: list[np.ndarray]) -> float:
+    """The median over frames of the lesser of each frame's spatial estimate (``noise_sigma``) and its temporal
+    one against the frame before (``temporal_noise_sigma``): each is raised by what it mistakes for noise (texture;
+    motion the flow cannot follow), and noise raises both."""
+    if not lumas:
+        return 0.0
+    sigmas = [noise_sigma(lumas[0])]
+    for prev, y in zip(lumas, lumas[1:]):
+        spatial = noise_sigma(y)
+        sigmas.append(min(spatial, temporal_noise_sigma(prev, y)) if prev.shape == y.shape else spatial)
+    # The first frame has no predecessor: it counts only when it is all there is.
+    return float(np.median(sigmas[1:] if len(sigmas) > 1 else sigmas))
 
 
 def frame_quantiser(frame: av.VideoFrame) -> float | None:
@@ -168,17 +205,16 @@ def assess_video(path: str | Path) -> InputCondition:
         if not bit_rate and c.duration:
             bit_rate = Path(path).stat().st_size * 8 / (c.duration / av.time_base)
         bpp = bit_rate / (cc.width * cc.height * rate) if bit_rate and cc.width and cc.height else None
-        sigmas: list[float] = []
+        lumas: list[np.ndarray] = []
         qps: list[float] = []
         for i, frame in enumerate(c.decode(stream)):
             if i < PROBE_FRAMES:
-                sigmas.append(noise_sigma(frame.reformat(format="gray").to_ndarray()))
+                lumas.append(frame.reformat(format="gray").to_ndarray())
             if (qp := frame_quantiser(frame)) is not None:
                 qps.append(qp)
             if i + 1 >= (QP_FRAMES if qps else PROBE_FRAMES):
                 break
-        return decide(cc.name, bpp, float(np.median(sigmas)) if sigmas else 0.0,
-                      float(np.mean(qps)) if qps else None)
+        return decide(cc.name, bpp, video_noise_sigma(lumas), float(np.mean(qps)) if qps else None)
 
 
 def assess_image(path: str | Path) -> InputCondition:
