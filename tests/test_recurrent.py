@@ -305,3 +305,48 @@ def test_memory_stays_flat_over_a_clip_five_times_longer(vidsr, tmp_path):
         assert r["frames"] == n and r["recurrent"]["restarts"][0] == {"frame": 0, "reason": "start"}
         rss[n] = r["peak_rss_mb"]
     assert rss[150] - rss[30] < 100, rss
+
+
+@pytest.fixture()
+def measured_video(tmp_path, engines, monkeypatch):
+    """The tiny engines, the recurrent one carrying a measured gain over the single-frame engine auto picks."""
+    import shutil
+
+    root = tmp_path / "engines"
+    shutil.copytree(engines, root)
+    single = find_engine("auto", 2, root).id
+
+    def record(gains: list[float]) -> None:
+        path = root / MODEL / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["video_vs_single"] = {"2": [{"against": single, "spec": spec, "gain_db": g, "clips": 5}
+                                             for spec, g in zip(("kernel=area,noise=3,h264:crf=30", "clean"), gains)]}
+        path.write_text(json.dumps(manifest))
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(root))
+    return root, single, record
+
+
+def test_auto_runs_the_multi_frame_engine_on_video_where_it_measured_better(vidsr, env, tmp_path, measured_video):
+    root, single, record = measured_video
+    env["VIDSR_ENGINES"] = str(root)
+    clip = make_clip(tmp_path / "in.mkv", 64, 48, 4, codec="ffv1", audio=False)
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), scene(0, 32, 24))
+
+    def auto(src: Path, out: str) -> dict:
+        return json.loads(vidsr("upscale", src, "-o", tmp_path / out, "--json", "-y", check=0).stdout)
+
+    record([0.5, 0.2])
+    r = auto(clip, "v.mkv")
+    assert r["model"] == MODEL and r["model_choice"]["multi_frame"] is True
+    assert "+0.50 dB under kernel=area,noise=3,h264:crf=30" in r["model_choice"]["reason"] and single in \
+        r["model_choice"]["reason"]
+    assert auto(image, "b.png")["model"] == single  # images keep single-frame engines
+    rows = [json.loads(line) for line in vidsr("models", "--json", check=0).stdout.splitlines()]
+    row = next(x for x in rows if x["engine"] == MODEL)
+    assert row["auto_video"] and not row["auto"] and row["vs_single_db"] == 0.2 and row["multi_frame"]
+    assert next(x for x in rows if x["engine"] == single and x["scale"] == 2)["auto"]
+    record([0.5, -0.1])  # worse under one of the degradations measured: not chosen
+    r = auto(clip, "w.mkv")
+    assert r["model"] == single and "no multi-frame engine measured better" in r["model_choice"]["reason"]

@@ -62,14 +62,26 @@ def _frame_upscaler(upscaler: Upscaler, first: av.VideoFrame) -> FrameUpscaler:
 
 
 def infer_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) -> tuple[float, int]:
-    """Seconds to run the network on every frame, fed exactly as the pipeline feeds it, nothing else counted."""
+    """Seconds to run the network on every frame, fed exactly as the pipeline feeds it, nothing else counted (a
+    recurrent engine's alignment, the flow and the warps of its state, is counted: it is part of its cost)."""
     sr = _frame_upscaler(upscaler, frames[0])
-    inputs = [sr.network_input(frames[i:i + batch]) for i in range(0, len(frames), batch)]
-    upscaler(inputs[0][:1])  # warm-up: first-call allocations and kernel selection are not steady state
+    batches = [frames[i:i + batch] for i in range(0, len(frames), batch)]
+    inputs = [(sr.network_input(b), [sr.planes(f)[0] for f in b], b) for b in batches]
+    upscaler(packed_alone(upscaler, inputs[0][0][:1]))  # warm-up: first-call allocations are not steady state
     t = time.perf_counter()
-    for x in inputs:
-        upscaler(x)
+    for x, lumas, b in inputs:
+        sr.infer(x, lumas, b)
     return time.perf_counter() - t, len(frames)
+
+
+def packed_alone(upscaler: Upscaler, x: Any) -> Any:
+    """``x`` as the network takes it on its own: a recurrent network's input with a fresh (zero) state."""
+    import torch
+
+    if not upscaler.arch.recurrent:
+        return x
+    zero = x.new_zeros(x.shape[0], upscaler.features, *x.shape[-2:])
+    return torch.cat([x, zero, x], 1)
 
 
 def network_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) -> float:
@@ -77,7 +89,8 @@ def network_only(upscaler: Upscaler, frames: list[av.VideoFrame], batch: int) ->
     pipeline's overlap has to keep up with on a GPU (on a CPU it is inference only)."""
     import torch
 
-    x = _frame_upscaler(upscaler, frames[0]).network_input(frames[:batch]).to(upscaler.runtime.device)
+    x = packed_alone(upscaler, _frame_upscaler(upscaler, frames[0]).network_input(frames[:batch]))
+    x = x.to(upscaler.runtime.device)
     upscaler(x)
     torch.cuda.synchronize()
     calls = max(1, len(frames) // batch)

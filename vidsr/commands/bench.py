@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from vidsr.commands.common import build_upscaler, emit_json, model_options
+from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options
 from vidsr.commands.engine import parse_size
 from vidsr.errors import UsageError
 from vidsr.motion_filter import MODES, wanted
@@ -49,14 +49,16 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
                    temporal_filter, as_json)
         return
     upscaler, engine = build_upscaler(model, int(scale), spec=RuntimeSpec(runtime, device, precision, batch),
-                                      tile=tile, degradation=degradation)
+                                      tile=tile, degradation=degradation, video=True)
     r = run_bench(upscaler, engine, parse_size(size), frames, batch, encode,
                   wanted(temporal_filter, engine.degradation))
+    r["model_choice"] = model_choice(model, engine, int(scale), video=True)
     if as_json:
         emit_json(r)
         return
     click.echo(f"{r['model']} x{r['scale']} {r['size']} -> {r['output_size']}, {r['runtime']}/{r['precision']}, "
                f"{r['threads']} threads, {r['cpu']}")
+    click.echo(f"  engine          {r['model_choice']['reason']}")
     click.echo(f"  inference only  {r['infer_fps']:.4f} fps ({r['seconds_per_frame_infer']:.2f} s/frame, "
                f"{r['gflops']:.1f} GFLOP/s of {r['gflop_per_frame']:.0f} GFLOP/frame)")
     steady = ", temporal filter" if r["temporal_filter"] else ""
@@ -83,7 +85,7 @@ def _bench_all(model: str, scale: int, device: str, precision: str, tile: int, d
             continue
         chosen = precision if precision == "auto" or precision in SUPPORTED[name] else "auto"
         upscaler, engine = build_upscaler(model, scale, spec=RuntimeSpec(name, "cpu", chosen, batch), tile=tile,
-                                          degradation=degradation)
+                                          degradation=degradation, video=True)
         runs.append(run_bench(upscaler, engine, size, frames, batch, encode,
                               wanted(temporal_filter, engine.degradation)))
     best = min(runs, key=lambda r: r["seconds_per_frame_infer"])

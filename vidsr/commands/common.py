@@ -97,15 +97,34 @@ def processing_options(fn):
 
 
 def build_upscaler(model: str, scale: int, *, spec: RuntimeSpec = DEFAULT_SPEC, tile: int = 0,
-                   ensemble: bool = False, degradation: str = "clean") -> tuple[Upscaler, Engine]:
-    """The engine for ``model`` at ``scale`` (of the ``degradation`` kind) on the backend ``spec`` resolves to."""
-    engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation)
+                   ensemble: bool = False, degradation: str = "clean",
+                   video: bool = False) -> tuple[Upscaler, Engine]:
+    """The engine for ``model`` at ``scale`` (of the ``degradation`` kind; ``video``: for a video, where auto may
+    run a recurrent engine) on the backend ``spec`` resolves to."""
+    engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation,
+                         video=video and not ensemble)
     if ensemble and engine.arch.recurrent:
         raise UsageError(f"--ensemble: {engine.id} carries its state from frame to frame, which flipped and "
                          "rotated copies of a frame cannot share; leave --ensemble off or pick a single-frame model")
     rt, max_input = make_runtime(engine, scale, spec, log=lambda line: click.echo(f"vidsr: {line}", err=True))
     return Upscaler(engine.arch, scale, rt, tile=tile, features=engine.features, ensemble=ensemble,
                     max_input=max_input), engine
+
+
+def model_choice(model: str, engine: Engine, scale: int, video: bool) -> dict[str, Any]:
+    """Which engine ran and why, for --json: auto's reasoning for a video (multi-frame or single-frame), else what
+    was asked for."""
+    from vidsr.models.engine import AUTO, list_engines, video_choice
+
+    if model != AUTO:
+        why = f"--model {model}"
+    elif not video:
+        why = "the best-measured single-frame engine for this input (images keep single-frame engines)"
+    elif engine.arch.recurrent:
+        why = video_choice(list_engines(), scale, find_engine(AUTO, scale, degradation=engine.degradation))[1]
+    else:
+        why = video_choice(list_engines(), scale, engine)[1]
+    return {"engine": engine.id, "multi_frame": engine.arch.recurrent, "reason": why}
 
 
 def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:

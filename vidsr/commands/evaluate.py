@@ -79,8 +79,11 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
             kind = choices[label]["choice"]
         if kind not in built:
             built[kind] = build_upscaler(model, s, spec=RuntimeSpec(runtime, device, precision), tile=tile,
-                                         ensemble=ensemble, degradation=kind)
+                                         ensemble=ensemble, degradation=kind, video=video)
         upscaler, engine = built[kind]
+        if engine.arch.recurrent and not video:
+            raise UsageError(f"{engine.id} restores each frame from the frames before it: score it on sequences "
+                             "with --video")
         engines[label] = engine.id
         if video:
             from vidsr.quality.sequences import evaluate_sequences

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vidsr.commands.common import emit_json
-from vidsr.models.engine import DEGRADATIONS, best_engine, list_engines
+from vidsr.models.engine import DEGRADATIONS, VideoGain, best_engine, list_engines, video_choice
 from vidsr.models.flops import gflop_per_output_mp
 
 
@@ -19,8 +19,12 @@ from vidsr.models.flops import gflop_per_output_mp
 def models(as_json: bool) -> None:
     """List the shipped engines: scales, colour mode, size, cost and measured quality. `input` says what each
     engine is for: clean sources, real (compressed) or heavy (heavily compressed, noisy) footage, where `degraded`
-    is its Y-PSNR on Set5 and Set14 under the degradation it was scored with (docs/REAL-FOOTAGE.md). The `auto`
-    column marks the engine that `--model auto` (the default) runs at each scale for each kind of input.
+    is its Y-PSNR on Set5 and Set14 under the degradation it was scored with (docs/REAL-FOOTAGE.md). `frames` says
+    whether an engine restores each frame alone (1) or from the frames before it too (video: multi-frame engines,
+    for videos only), and `vs 1-frame` what a multi-frame engine measured over the single-frame engine auto would
+    run otherwise, on held-out sequences (its worst case over the degradations measured). The `auto` column says
+    where `--model auto` (the default) runs each engine, at each scale for each kind of input: for images, for
+    videos, or both.
 
     \b
     Example:
@@ -30,7 +34,8 @@ def models(as_json: bool) -> None:
     labels: list[tuple[str, str]] = []
     engines = list_engines()
     scales = sorted({s for e in engines for s in e.scales})
-    picks = {(s, kind): best_engine(engines, s, kind).id for s in scales for kind in DEGRADATIONS}
+    picks = {(s, kind): best_engine(engines, s, kind) for s in scales for kind in DEGRADATIONS}
+    video = {key: video_choice(engines, key[0], single)[0].id for key, single in picks.items()}
     for e in engines:
         m, t = e.manifest, e.manifest.training
         for s in e.scales:
@@ -40,15 +45,16 @@ def models(as_json: bool) -> None:
                          "steps": t.steps, "target_steps": t.target_steps,
                          "cpu_hours": t.cpu_hours, "cpu_hours_with_discarded": t.cpu_hours_with_discarded,
                          "input": e.degradation, "degraded_psnr": _round(e.degraded_psnr(s)),
-                         "auto": picks[(s, e.degradation)] == e.id})
+                         "multi_frame": e.arch.recurrent, "vs_single_db": _worst_gain(e, s),
+                         "auto": picks[(s, e.degradation)].id == e.id, "auto_video": video[(s, e.degradation)] == e.id})
             labels.append((e.steps_label(), e.cpu_hours_label()))
     if as_json:
         for r in rows:
             emit_json(r)
         return
     table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
-    for col in ("model", "engine", "input", "scale", "colour", "params", "GFLOP/MP out", "Set5", "Set14", "degraded",
-                "steps", "CPU-h", "auto"):
+    for col in ("model", "engine", "input", "scale", "frames", "colour", "params", "GFLOP/MP out", "Set5", "Set14",
+                "degraded", "vs 1-frame", "steps", "CPU-h", "auto"):
         # An engine's id is what --model takes: cut short, two heavy engines would read the same.
         longest = max((len(r["engine"]) for r in rows), default=0) if col == "engine" else None
         table.add_column(col, min_width=longest, no_wrap=col == "engine")
@@ -56,11 +62,17 @@ def models(as_json: bool) -> None:
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
-        table.add_row(r["model"], r["engine"], r["input"], f"x{r['scale']}", r["colour"], f"{r['params']:,}",
-                      f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]), f(r["degraded_psnr"]), steps,
-                      cpu_hours,
-                      "*" if r["auto"] else "")
+        auto = ", ".join(k for k, on in (("images", r["auto"]), ("video", r["auto_video"])) if on)
+        gain = "-" if r["vs_single_db"] is None else f"{r['vs_single_db']:+.2f}"
+        table.add_row(r["model"], r["engine"], r["input"], f"x{r['scale']}", "video" if r["multi_frame"] else "1",
+                      r["colour"], f"{r['params']:,}", f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]),
+                      f(r["degraded_psnr"]), gain, steps, cpu_hours, auto)
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _worst_gain(engine, scale: int) -> float | None:
+    gains = VideoGain.of(engine, scale)
+    return round(min(g.gain_db for g in gains), 3) if gains else None
 
 
 def _round(v: float | None) -> float | None:

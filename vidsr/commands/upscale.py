@@ -12,7 +12,7 @@ from typing import Any
 import av
 import click
 
-from vidsr.commands.common import build_upscaler, emit_json, model_options, processing_options
+from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options, processing_options
 from vidsr.errors import UsageError
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
@@ -168,9 +168,11 @@ def upscale(**params: Any) -> None:
     condition = assess_input(a.input_path, a.degradation)
     chosen = condition.choice if condition else a.degradation
     spec = RuntimeSpec(a.runtime, a.device, a.precision, a.batch)
+    video = a.input_path == "-" or not is_image(a.input_path)
     upscaler, engine = build_upscaler(a.model, int(a.scale), spec=spec, tile=a.tile, ensemble=a.ensemble,
-                                      degradation=chosen)
+                                      degradation=chosen, video=video)
     summary: dict[str, Any] = {"input": a.input_path, "output": a.output, "model": engine.id, "scale": int(a.scale),
+                               "model_choice": model_choice(a.model, engine, int(a.scale), video),
                                "degradation": engine.degradation,
                                "degradation_choice": condition.as_dict() if condition else {"choice": chosen,
                                                                                             "reason": "asked for"},

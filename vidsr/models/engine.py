@@ -176,13 +176,48 @@ def best_engine(engines: list[Engine], scale: int, degradation: str = "clean") -
     return _best(measured, scale)
 
 
-def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean") -> Engine:
+@dataclass(frozen=True)
+class VideoGain:
+    """A recurrent engine's measured gain over a single-frame engine, in one run of ``vidsr eval --video`` on
+    held-out sequences (the manifest's ``video_vs_single``): what auto weighs for videos."""
+
+    engine: str
+    against: str  # the single-frame engine it was measured beside
+    spec: str  # the degradation of the clips ("clean": MATLAB bicubic, lossless)
+    gain_db: float  # its Y-PSNR minus the single-frame engine's
+    clips: int
+
+    @classmethod
+    def of(cls, engine: Engine, scale: int) -> list[VideoGain]:
+        rows = engine.manifest.raw.get("video_vs_single", {}).get(str(scale), [])
+        return [cls(engine.id, r["against"], r["spec"], float(r["gain_db"]), int(r["clips"])) for r in rows]
+
+
+def video_choice(engines: list[Engine], scale: int, single: Engine) -> tuple[Engine, str]:
+    """``--model auto`` for a video: the recurrent engine of ``single``'s kind that measured better than ``single``
+    itself under every degradation it was measured with (the one whose worst gain is largest), else ``single``.
+    Returns the engine and why, in a sentence."""
+    measured = [(e, [g for g in VideoGain.of(e, scale) if g.against == single.id]) for e in engines
+                if e.arch.recurrent and scale in e.scales and e.degradation == single.degradation]
+    better = [(min(g.gain_db for g in gains), e, gains) for e, gains in measured if gains
+              and min(g.gain_db for g in gains) > 0]
+    if not better:
+        return single, (f"no multi-frame engine measured better than {single.id} at x{scale} for "
+                        f"{single.degradation} input")
+    _, engine, gains = max(better, key=lambda t: t[0])
+    shown = ", ".join(f"{g.gain_db:+.2f} dB under {g.spec}" for g in gains)
+    return engine, f"multi-frame {engine.id} measured {shown} over {single.id} on held-out sequences"
+
+
+def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean",
+                video: bool = False) -> Engine:
     """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``; a family
     gives its best-measured engine for ``degradation`` (clean, real or heavily degraded input), else the next
-    milder kind's."""
+    milder kind's. ``video``: the input is a video, where auto may pick a recurrent engine (``video_choice``)."""
     engines = list_engines(root)
     if model == AUTO:
-        return best_engine(engines, scale, degradation)
+        single = best_engine(engines, scale, degradation)
+        return video_choice(engines, scale, single)[0] if video else single
     named = [e for e in engines if model == e.id]
     if not named:
         # A family with several engines for one kind of input (a deeper heavy one beside the baseline's) gives

@@ -14,6 +14,7 @@ raise it. Lower is better, and bicubic's figure is the reference.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import replace
 from fractions import Fraction
@@ -51,22 +52,31 @@ def find_sequences(paths: list[Path]) -> dict[str, list[np.ndarray]]:
     for path in paths:
         if path.is_file():
             found[path.stem] = _read_clip(path)
-        elif _frames_in(path):
+        elif frame_files(path):
             found[path.name] = _read_frames(path)
         else:
-            for sub in sorted(p for p in path.iterdir() if p.is_dir() and _frames_in(p)):
+            for sub in sorted(p for p in path.iterdir() if p.is_dir() and frame_files(p)):
                 found[sub.name] = _read_frames(sub)
     if not found:
         raise FileNotFoundError(f"no sequences under {', '.join(map(str, paths))}")
     return found
 
 
-def _frames_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def natural_key(path: Path) -> list[object]:
+    """im2 before im10: frame files sort by their numbers, not as text."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """A sequence folder's frames in order."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+
+
+
 
 
 def _read_frames(folder: Path) -> list[np.ndarray]:
-    return [read_rgb(p) for p in _frames_in(folder)[:MAX_FRAMES]]
+    return [read_rgb(p) for p in frame_files(folder)[:MAX_FRAMES]]
 
 
 def _read_clip(path: Path) -> list[np.ndarray]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -30,17 +29,8 @@ from vidsr.hashing import sha256_bytes, sha256_file
 from vidsr.quality.images import read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import rgb_to_y
+from vidsr.quality.sequences import frame_files
 from vidsr.train.data import dihedral
-from vidsr.video.formats import IMAGE_SUFFIXES
-
-
-def natural_key(path: Path) -> list[object]:
-    """im2 before im10: frame files sort by their numbers, not as text."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def frame_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
 
 
 def sequence_folders(roots: list[Path]) -> list[Path]:
