@@ -31,3 +31,8 @@ for filter in on off; do
     --size 1920x1080 --frames $((FRAMES / 2)) --codec h264_nvenc --temporal-filter "$filter" --json \
     || echo "{\"model\": \"edsr-baseline-x2-heavy-luma\", \"temporal_filter\": \"$filter\", \"failed\": $?}"
 done
+# The multi-frame engine: its state stays on the device, and its DIS flow is measured on the host each frame, so
+# whether the host bounds the pace shows here (its tests on CUDA first: the device path against the host one).
+python -m pytest -q -x tests/test_recurrent.py -k "device or streaming" >&2
+timeout 300 vidsr bench --model rvsr-x2-heavy --scale 2 --device cuda --size 1920x1080 --frames $((FRAMES / 2)) \
+  --codec h264_nvenc --temporal-filter off --json || echo "{\"model\": \"rvsr-x2-heavy\", \"failed\": $?}"

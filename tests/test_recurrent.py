@@ -258,7 +258,7 @@ def test_training_on_clips_resumes_and_scores_the_held_out_clip(tmp_path, clip_t
     recipe_path.write_text(CLIP_RECIPE.format(degradation=degradation))
     recipe = load_recipe(recipe_path)
     assert [p.name for p in train_sequences(clip_tree, recipe.clips, recipe.val_clips)] == ["a", "b"]
-    out, whole = tmp_path / "chunked", tmp_path / "whole"
+    out, whole = tmp_path / "rvsr-test", tmp_path / "whole"
     train(recipe, clip_tree, out, max_steps=2, log=lambda _: None)
     state = train(recipe, clip_tree, out, resume=True, log=lambda _: None)
     train(recipe, clip_tree, whole, log=lambda _: None)
@@ -266,6 +266,7 @@ def test_training_on_clips_resumes_and_scores_the_held_out_clip(tmp_path, clip_t
     manifest = json.loads((out / "manifest.json").read_text())
     table = next(iter(manifest["eval_clips"].values()))
     assert set(table) == {"held"} and table["held"]["2"]["bicubic_psnr"] > 20
+    assert find_engine("rvsr-test", 2, tmp_path).degradation == ("real" if degradation else "clean")
     assert [p["step"] for p in manifest["curve"]] == [2, 4] and "x2_bicubic" in manifest["curve"][0]
     assert all(np.array_equal(a, b) for a, b in zip(_weights(out), _weights(whole)))  # chunks = one run
 

@@ -61,6 +61,10 @@ def test_onnx_on_cuda_and_onnx_in_bf16_are_usage_errors(engines):
 def test_profile_is_in_network_input_space():
     assert profile_for(ARCHITECTURES["edsr"], 2, (1920, 1080), 2) == Profile(3, (1080, 1920), 2)
     assert profile_for(ARCHITECTURES["vdsr"], 3, (640, 360), 1) == Profile(1, (1080, 1920), 1)
+    # a recurrent engine's plan takes the frame with its state stacked after it (3 + 64 hidden + 3 last frame)
+    rvsr = ARCHITECTURES["rvsr"]
+    channels = rvsr.input_channels({"features": 64})
+    assert profile_for(rvsr, 2, (1920, 1080), 1, channels) == Profile(70, (1080, 1920), 1)
     lo, opt, hi = Profile(3, (1080, 1920), 4).shapes()
     assert lo == (1, 3, 1, 1) and opt == hi == (4, 3, 1080, 1920)
 

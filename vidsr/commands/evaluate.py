@@ -40,11 +40,13 @@ def _specs(texts: tuple[str, ...]) -> list[Degradation | None]:
 @click.option("--temporal-filter", type=click.Choice(MODES), default="auto", show_default=True,
               help="With --video: motion-compensated temporal filtering of the output, as vidsr upscale does "
                    "(auto: on for engines made for degraded input).")
+@click.option("--frames", "max_frames", type=click.IntRange(min=2), default=60, show_default=True,
+              help="With --video: score each sequence's first N frames.")
 @click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str, device: str, precision: str,
                  tile: int, degradation: str, degrade_specs: tuple[str, ...], video: bool, temporal_filter: str,
-                 ensemble: bool, as_json: bool) -> None:
+                 max_frames: int, ensemble: bool, as_json: bool) -> None:
     """Y-PSNR/SSIM of a model and of bicubic on folders of HR images (or sequences with --video).
 
     Protocol (as the SR papers): modcrop, MATLAB bicubic downscale, model, round to 8 bits, Y of BT.601 studio
@@ -90,7 +92,7 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
 
             steady = wanted(temporal_filter, engine.degradation)
             filters[label] = steady
-            results[label] = evaluate_sequences(upscaler, list(folders), s, spec, steady)
+            results[label] = evaluate_sequences(upscaler, list(folders), s, spec, steady, max_frames)
         else:
             from vidsr.quality.evaluate import evaluate_images, load_set
 

@@ -46,17 +46,17 @@ MAX_FRAMES = 60  # a clip is scored on its first 60 frames: enough pairs for tOF
 BT601 = (6, 1, 6, 6)  # smpte170m matrix, tv range, primaries and transfer: what swscale's default conversion is
 
 
-def find_sequences(paths: list[Path]) -> dict[str, list[np.ndarray]]:
-    """{name: HR RGB frames} for clips, folders of frames, and folders of such folders."""
+def find_sequences(paths: list[Path], frames: int = MAX_FRAMES) -> dict[str, list[np.ndarray]]:
+    """{name: HR RGB frames (the first ``frames``)} for clips, folders of frames, and folders of such folders."""
     found: dict[str, list[np.ndarray]] = {}
     for path in paths:
         if path.is_file():
-            found[path.stem] = _read_clip(path)
+            found[path.stem] = _read_clip(path, frames)
         elif frame_files(path):
-            found[path.name] = _read_frames(path)
+            found[path.name] = _read_frames(path, frames)
         else:
             for sub in sorted(p for p in path.iterdir() if p.is_dir() and frame_files(p)):
-                found[sub.name] = _read_frames(sub)
+                found[sub.name] = _read_frames(sub, frames)
     if not found:
         raise FileNotFoundError(f"no sequences under {', '.join(map(str, paths))}")
     return found
@@ -75,16 +75,16 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 
-def _read_frames(folder: Path) -> list[np.ndarray]:
-    return [read_rgb(p) for p in frame_files(folder)[:MAX_FRAMES]]
+def _read_frames(folder: Path, frames: int) -> list[np.ndarray]:
+    return [read_rgb(p) for p in frame_files(folder)[:frames]]
 
 
-def _read_clip(path: Path) -> list[np.ndarray]:
+def _read_clip(path: Path, count: int) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         frames = []
         for f in c.decode(video=0):
             frames.append(f.to_ndarray(format="rgb24"))
-            if len(frames) == MAX_FRAMES:
+            if len(frames) == count:
                 break
     return frames
 
@@ -159,17 +159,18 @@ def tof(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
 
 
 def evaluate_sequences(upscaler, paths: list[Path], scale: int, d: Degradation | None,
-                       temporal_filter: bool = False) -> dict:
+                       temporal_filter: bool = False, frames: int = MAX_FRAMES) -> dict:
     """{sequence name: mean Y-PSNR/SSIM and tOF of the model through the video path, and of bicubic}.
 
     upscaler: the model to score; d: the degradation (None: MATLAB bicubic, lossless); temporal_filter: whether
-    the video path filters the output along the motion (``vidsr upscale --temporal-filter``)."""
+    the video path filters the output along the motion (``vidsr upscale --temporal-filter``); frames: how many of
+    each sequence's first frames are scored."""
     from vidsr.pipeline import UpscaleJob, upscale_video
     from vidsr.video.writer import EncodeOptions
 
     results = {}
-    for k, (name, frames) in enumerate(find_sequences(paths).items()):
-        hr = [even_crop(f, scale) for f in frames]
+    for k, (name, hr_frames) in enumerate(find_sequences(paths, frames).items()):
+        hr = [even_crop(f, scale) for f in hr_frames]
         hr_y = [rgb_to_y(f).astype(np.uint8) for f in hr]
         with tempfile.TemporaryDirectory(prefix="vidsr-eval-") as tmp:
             lr_path, out_path = Path(tmp) / "lr.mkv", Path(tmp) / "out.mkv"

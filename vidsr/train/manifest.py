@@ -110,6 +110,10 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: TrainState, dhash: s
         "training": training_record(recipe, state, device),
         "curve": state.curve,
     }
+    if recipe.degradation:
+        manifest["degradation"] = {"kind": recipe.degradation.kind, "ranges": asdict(recipe.degradation),
+                                   "ranges_sha256": recipe.degradation.sha256(),
+                                   "curve_under": parse_spec(recipe.degradation.val).spec()}
     if recipe.clips:
         manifest |= clip_tables(model, recipe, data_root, device, log)
         write_manifest(out, manifest)
@@ -124,8 +128,6 @@ def write_engine_manifest(recipe: Recipe, out: Path, state: TrainState, dhash: s
     if recipe.degradation:
         spec = parse_spec(recipe.degradation.val)
         manifest |= {
-            "degradation": {"kind": recipe.degradation.kind, "ranges": asdict(recipe.degradation),
-                            "ranges_sha256": recipe.degradation.sha256(), "curve_under": spec.spec()},
             "eval_degraded": {spec.spec(): eval_table(model, recipe, data_root, device, spec, log)},
             "eval_degraded_command": f"vidsr eval --model {recipe.id} --scale S --precision fp32 --degrade "
                                      f"{spec.spec()} ../shared/data/test/Set5 ../shared/data/test/Set14",
