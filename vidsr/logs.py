@@ -1,25 +1,29 @@
-"""Where FFmpeg's own messages go: through Python logging, so that -q can silence them."""
+"""Where FFmpeg's own messages go: nowhere by default, to stderr (FFmpeg's own lines) with --debug.
+
+FFmpeg logs from its codec threads too. A Python log callback (PyAV's ``av.logging.set_level(LEVEL)``) makes such a
+thread wait for the GIL, and when the main thread frees a codec (PyAV's dealloc holds the GIL while FFmpeg joins its
+threads) the two wait on each other for good: a failed `vidsr upscale` printed its error and then hung in 3 of 8
+runs, deaf to SIGTERM. So no Python callback is ever installed: FFmpeg's own C callback writes, filtered by its own
+level, which needs no GIL.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
+QUIET = -8  # AV_LOG_QUIET: below PANIC, so FFmpeg prints nothing
 
 
 def route_ffmpeg_log(debug: bool) -> None:
-    """Every FFmpeg message goes through Python logging (PyAV's callback), so that none reaches stderr behind our
-    back. They are shown, one prefixed line each, with --debug only: the errors they explain are already one line
-    of ours (a damaged file, a missing index), and holes in the input are reported by vidsr itself."""
+    """FFmpeg's messages: shown on stderr with --debug (warnings and worse), else none, so that none reaches stderr
+    behind our back: the errors they explain are already one line of ours (a damaged file, a missing index), and
+    holes in the input are reported by vidsr itself."""
     import av
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("vidsr: ffmpeg: %(message)s"))
-    log = logging.getLogger("libav")
-    log.handlers[:] = [handler]
-    log.propagate = False
-    log.setLevel(logging.WARNING if debug else logging.CRITICAL + 1)
-    av.logging.set_level(av.logging.WARNING)
+    av.logging.restore_default_callback()  # FFmpeg's C callback, not PyAV's Python one
+    av.logging.set_libav_level(av.logging.WARNING if debug else QUIET)
 
 
 def quiet_ffmpeg() -> None:
-    logging.getLogger("libav").setLevel(logging.CRITICAL + 1)
+    """-q: FFmpeg says nothing, --debug or not."""
+    import av
+
+    av.logging.set_libav_level(QUIET)
