@@ -351,3 +351,13 @@ def test_auto_runs_the_multi_frame_engine_on_video_where_it_measured_better(vids
     record([0.5, -0.1])  # worse under one of the degradations measured: not chosen
     r = auto(clip, "w.mkv")
     assert r["model"] == single and "no multi-frame engine measured better" in r["model_choice"]["reason"]
+
+
+def test_a_new_layer_can_learn_faster_and_the_moments_keep_their_order():
+    from vidsr.train.loop import parameter_groups
+
+    model = RVSR(2, blocks=1, features=8)
+    groups = parameter_groups(model, {"fuse": 10.0})
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0, 1.0]
+    assert [p for g in groups for p in g["params"]] == list(model.parameters())  # the optimizer's numbering
+    assert len(parameter_groups(model, {})) == 1

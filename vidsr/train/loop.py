@@ -182,9 +182,22 @@ def _start_average(run: Run, log: Callable[[str], None]) -> AveragedModel:
     return averaged
 
 
+def parameter_groups(model: torch.nn.Module, scales: dict[str, float]) -> list[dict[str, Any]]:
+    """The model's parameters in their own order, cut into runs that share an lr multiplier (``lr_scale``): the
+    optimizer numbers its moments in that order, so a run saved with one group resumes with several."""
+    groups: list[dict[str, Any]] = []
+    for name, p in model.named_parameters():
+        scale = next((v for k, v in scales.items() if name.startswith(k)), 1.0)
+        if not groups or groups[-1]["lr_scale"] != scale:
+            groups.append({"params": [], "lr_scale": scale})
+        groups[-1]["params"].append(p)
+    return groups
+
+
 def make_optimizer(run: Run, log: Callable[[str], None]) -> torch.optim.Optimizer:
     """The recipe's optimizer, with its moments where the run kept them."""
-    r, params = run.recipe, list(run.model.parameters())
+    r = run.recipe
+    params = parameter_groups(run.model, r.lr_scales)
     opt: torch.optim.Optimizer
     if r.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=r.lr, betas=r.betas, eps=r.eps, weight_decay=r.weight_decay)
@@ -249,7 +262,7 @@ def _apply(run: Run, opt: torch.optim.Optimizer, loss: torch.Tensor, lr: float) 
     """Backpropagate ``loss`` and step the optimizer (and the EMA) at ``lr``; the run's step count moves on."""
     r, step = run.recipe, run.state.step
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the learning rate")
     opt.zero_grad(set_to_none=True)

@@ -40,6 +40,9 @@ class Recipe:
     eps: float = 1e-8
     momentum: float = 0.9
     weight_decay: float = 0.0
+    # Learning-rate multipliers by parameter-name prefix ({fuse = 10.0}): a layer new to a warm-started network
+    # (RVSR's fuse, which starts blind to the state) learns faster than the trained body around it.
+    lr_scales: dict[str, float] = field(default_factory=dict)
     schedule: str = "cosine"  # "cosine" or "step"
     warmup: int = 0
     decay_every: int = 0  # "step" schedule: multiply lr by decay_factor every decay_every steps
