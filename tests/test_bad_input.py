@@ -207,3 +207,42 @@ def test_a_failed_run_exits_however_the_decoder_threads_log(vidsr, tmp_path):
     for debug in (False, True):
         route_ffmpeg_log(debug)
         assert av.logging.get_level() is None  # no Python callback for FFmpeg's threads to wait on
+
+
+def transport_stream(path, offset: str | None) -> None:
+    """1 s of 10 fps H.264 with AAC in MPEG-TS, its clock started at ``offset`` seconds (FFmpeg's
+    -output_ts_offset): 95441.9 runs the 33-bit clock past its wrap after 2 s."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w", format="mpegts", options={"output_ts_offset": offset} if offset else {}) as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "stereo"
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(scene(i, 64, 48), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 10)
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        for t in range(0, 48000, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, t
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+
+
+@pytest.mark.parametrize("offset", [None, "30000", "95441.9"])
+def test_a_transport_stream_keeps_its_frames_and_its_length_whatever_its_clock(vidsr, tmp_path, offset):
+    # The usual 1.4 s TS offset made a 1 s clip 1.2 s long in MP4, 30000 made it 30,001 s, and past the clock's
+    # wrap (FFmpeg gives negative times) every frame fell before 0 and was dropped.
+    src = tmp_path / "in.ts"
+    transport_stream(src, offset)
+    r = json.loads(vidsr("upscale", src, "-o", tmp_path / "out.mp4", "-m", "edsr", "--json", check=0).stdout)
+    assert r["frames"] == 10 and r["frames_lost"] == 0
+    p = probe(tmp_path / "out.mp4")
+    assert p["frames"] == 10 and p["times"][0] < 0.05 and p["times"][-1] < 1.0 and p["audio"]
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.duration / av.time_base < 1.1
+    cut = json.loads(vidsr("upscale", src, "-o", tmp_path / "cut.mkv", "-m", "edsr", "--start", "0.3",
+                           "--duration", "0.5", "--json", check=0).stdout)
+    assert cut["frames"] == 5 and probe(tmp_path / "cut.mkv")["times"][0] < 0.05

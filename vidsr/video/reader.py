@@ -15,6 +15,14 @@ from vidsr.errors import UsageError, VidsrError
 from vidsr.video.deinterlace import Deinterlacer, FrameFilter, rotation_chain
 
 HEADER_DURATION = {"matroska", "webm", "mov", "mp4", "avi", "mxf", "asf", "flv"}
+# Transport and program streams: their clock is a broadcast's, not the programme's (a usual 1.4 s offset, any offset
+# a recorder started at, a wrap of the 33-bit clock that FFmpeg turns into negative times). Their timeline is read
+# from the container's start, as `ffmpeg -c copy` does, so that an MP4 of a 1 s TS lasts 1 s and no frame before a
+# wrap falls before 0.
+TRANSPORT = {"mpegts", "mpeg", "mpegvideo"}
+# FFmpeg's seek in a transport stream lands on a keyframe after the target as often as before it; seeking this far
+# ahead of a cut's start (and not at all for a nearer one) leaves the decoder a keyframe to start from.
+TS_PREROLL = 10.0
 
 
 @dataclass
@@ -166,6 +174,11 @@ class VideoReader:
         kinds = (("audio",) if copy_audio else ()) + (("subtitle",) if copy_subtitles else ())
         self.copied = [s for s in self.container.streams if s.type in kinds]
         self.start, self.duration = start, duration
+        formats = set(self.container.format.name.split(","))
+        first = self.container.start_time
+        # Seconds subtracted from every timestamp before the cut (the container's start for transport streams).
+        self.transport = bool(formats & TRANSPORT)
+        self.base = first / av.time_base if self.transport and first is not None else 0.0
         self.holes = HoleFinder()
         self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
         self.rotation: int | None = None  # degrees the display matrix turns the pictures; known at the first frame
@@ -191,13 +204,16 @@ class VideoReader:
         self.info = SourceInfo(self.stream.time_base or Fraction(1, 1000), rate, frames, self.copied, self.stream)
 
     def _offset(self, stream: av.stream.Stream) -> int:
-        return int(round(self.start / stream.time_base)) if self.start and stream.time_base else 0
+        """Ticks of ``stream`` taken off its timestamps: the cut's start on the input's own timeline."""
+        shift = self.start + self.base
+        return int(round(shift / stream.time_base)) if shift and stream.time_base else 0
 
     def items(self) -> Iterator[av.VideoFrame | av.Packet]:
         """Decoded video frames (with pts set) interleaved with the copied streams' packets."""
-        if self.start:
+        target = self.start - (TS_PREROLL if self.base or self.transport else 0.0)
+        if target > 0:
             try:
-                self.container.seek(int(self.start * av.time_base), backward=True, any_frame=False)
+                self.container.seek(int((target + self.base) * av.time_base), backward=True, any_frame=False)
             except av.error.FFmpegError:
                 pass  # not seekable (a pipe): we decode from the start and drop what comes before
         end = self.start + self.duration if self.duration is not None else None
@@ -213,7 +229,7 @@ class VideoReader:
                     if packet.pts is None and packet.dts is None:
                         continue  # an empty flush packet
                     tb = packet.time_base or Fraction(1, 1000)
-                    t = float(int(packet.pts if packet.pts is not None else packet.dts or 0) * tb)
+                    t = float(int(packet.pts if packet.pts is not None else packet.dts or 0) * tb) - self.base
                     self.last_any = max(self.last_any, t + float((packet.duration or 0) * tb))
                     # Without --start, keep everything: AAC's priming packet has a negative timestamp.
                     if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
@@ -226,7 +242,7 @@ class VideoReader:
                     continue
                 frame = item
                 assert frame.pts is not None  # _demuxed numbers frames that come without one
-                t = float(frame.pts * vtb)
+                t = float(frame.pts * vtb) - self.base
                 if t < self.start - 1e-6:
                     continue
                 if end is not None and t >= end - 1e-6:
