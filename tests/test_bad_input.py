@@ -2,6 +2,7 @@
 
 import json
 import os
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -139,6 +140,17 @@ def test_a_hole_in_the_container_is_reported_and_strict_refuses_it(vidsr, tmp_pa
     vfr = make_clip(tmp_path / "vfr.mkv", pts=[0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480])
     assert json.loads(vidsr("upscale", vfr, "-o", tmp_path / "v.mkv", "-m", "vdsr", "--json",
                             check=0).stdout)["frames_lost"] == 0
+    # 30 fps for a second, then 15 fps: a change of rate, not 29 holes (as the reader once counted it)
+    slower = make_clip(tmp_path / "30then15.mkv", audio=False, time_base=Fraction(1, 30),
+                       pts=list(range(30)) + list(range(30, 90, 2)))
+    r = json.loads(vidsr("upscale", slower, "-o", tmp_path / "s.mkv", "-m", "vdsr", "--json", "--strict",
+                         check=0).stdout)
+    assert r["frames"] == 60 and r["frames_lost"] == 0 and r["holes"] == []
+    # and a hole at the new rate is still one
+    holed = make_clip(tmp_path / "30then15hole.mkv", audio=False, time_base=Fraction(1, 30),
+                      pts=list(range(30)) + list(range(30, 60, 2)) + list(range(70, 90, 2)))
+    assert json.loads(vidsr("upscale", holed, "-o", tmp_path / "h.mkv", "-m", "vdsr", "--json",
+                            check=0).stdout)["holes"] == [{"after": 1.933, "before": 2.333, "frames": 5}]
 
 
 def test_output_names_that_cannot_work_are_refused_first_time(vidsr, tmp_path):

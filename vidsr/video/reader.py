@@ -51,29 +51,45 @@ class Hole:
 @dataclass
 class HoleFinder:
     """Finds frames a damaged container dropped, from the timestamps alone: once ``STEADY`` intervals in a row were
-    the same, a gap of two or more of them is a hole. Variable-rate streams never settle, so they are never
-    judged (their gaps are the stream's own timing)."""
+    the same, a gap of two or more of them followed by that interval again is a hole. A gap the stream goes on at
+    is a change of frame rate (variable-rate footage: 30 fps, then 15), not damage; streams that never settle are
+    never judged (their gaps are the stream's own timing)."""
 
     STEADY = 5
     interval: float | None = None
     steady: int = 0
     last: float | None = None
     holes: list[Hole] = field(default_factory=list)
+    pending: Hole | None = None  # a gap not yet told from a change of rate: the next interval decides
 
     def see(self, t: float) -> bool:
-        """Take the next frame's time; True when frames went missing just before it."""
+        """Take the next frame's time; True when frames may have gone missing just before it (a gap; whether it
+        was a hole is known at the next frame, or at ``finish``)."""
         found = False
         if self.last is not None:
             gap = t - self.last
-            if self.steady >= self.STEADY and self.interval and gap > 1.5 * self.interval:
-                self.holes.append(Hole(self.last, t, int(round(gap / self.interval)) - 1))
+            back = self.interval is not None and abs(gap - self.interval) <= 0.1 * self.interval
+            if self.pending is not None:
+                if back:  # the old rate resumed: frames were lost
+                    self.holes.append(self.pending)
+                else:  # the stream goes on at another rate
+                    self.interval, self.steady = gap, 1
+                self.pending = None
+            elif self.steady >= self.STEADY and self.interval and gap > 1.5 * self.interval:
+                self.pending = Hole(self.last, t, int(round(gap / self.interval)) - 1)
                 found = True
-            elif self.interval is not None and abs(gap - self.interval) <= 0.1 * self.interval:
+            elif back:
                 self.steady += 1
             elif self.steady < self.STEADY:
                 self.interval, self.steady = gap, 1
         self.last = t
         return found
+
+    def finish(self) -> None:
+        """The stream ended: a gap before its last frame counts as a hole (nothing came to say otherwise)."""
+        if self.pending is not None:
+            self.holes.append(self.pending)
+            self.pending = None
 
     @property
     def lost(self) -> int:
@@ -246,7 +262,7 @@ class VideoReader:
                 if t < self.start - 1e-6:
                     continue
                 if end is not None and t >= end - 1e-6:
-                    return
+                    break
                 last_t = t
                 if self.holes.see(t):
                     frame.opaque = {AFTER_HOLE: True}  # a recurrent engine's state must not bridge the gap
@@ -262,6 +278,7 @@ class VideoReader:
                              + (f" ({length:.2f} s long)" if length else ""))
         if index == 0:
             raise VidsrError(f"{self.name}: no video frame could be decoded (corrupt or truncated file?)")
+        self.holes.finish()
         self._check_complete(last_t, index, rate, end)
 
     def _demuxed(self) -> Iterator[av.VideoFrame | av.Packet]:
