@@ -258,3 +258,58 @@ def test_a_transport_stream_keeps_its_frames_and_its_length_whatever_its_clock(v
     cut = json.loads(vidsr("upscale", src, "-o", tmp_path / "cut.mkv", "-m", "edsr", "--start", "0.3",
                            "--duration", "0.5", "--json", check=0).stdout)
     assert cut["frames"] == 5 and probe(tmp_path / "cut.mkv")["times"][0] < 0.05
+
+
+def test_outputs_and_inputs_that_look_like_partials_and_special_files_are_safe(vidsr, env, tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    src = make_clip(tmp_path / "in.mkv", frames=3, audio=False)
+    # glob characters in the output's name: the dead writer's partial is still found and swept
+    stale = tmp_path / ".cam[1].abcd1234.partial.mkv"
+    stale.write_bytes(b"left by a kill -9")
+    vidsr("upscale", src, "-o", tmp_path / "cam[1].mkv", "-m", "edsr", check=0)
+    assert not stale.exists() and (tmp_path / "cam[1].mkv").is_file()
+    # an input named like a partial of the output is the input, not litter
+    for name in (".out.mine.partial.mkv", ".out.abcd1234.partial.mkv"):
+        own = tmp_path / name
+        own.write_bytes(src.read_bytes())
+        vidsr("upscale", own, "-o", tmp_path / "out.mkv", "-m", "edsr", "-y", check=0)
+        assert own.read_bytes() == src.read_bytes()
+    # -y does not replace a FIFO (or a device) with a file
+    fifo = tmp_path / "pipe.mkv"
+    os.mkfifo(fifo)
+    p = vidsr("upscale", src, "-o", fifo, "-m", "edsr", "-y", check=2)
+    assert b"FIFO" in p.stderr and len(p.stderr.splitlines()) == 1 and fifo.is_fifo()
+    # a named pipe as input is read once, as a stream: the probes before the run drained it, and the run hung
+    feed = tmp_path / "feed"
+    os.mkfifo(feed)
+    writer = threading.Thread(target=lambda: feed.write_bytes(src.read_bytes()), daemon=True)
+    writer.start()
+    r = json.loads(vidsr("upscale", feed, "-o", tmp_path / "fed.mkv", "-m", "edsr", "--json", timeout=60,
+                         check=0).stdout)
+    assert r["frames"] == 3
+    bash = subprocess.run(["bash", "-c", f"{sys.executable} -m vidsr upscale <(cat {src}) -o {tmp_path}/sub.mkv "
+                                         "-m edsr --json"], capture_output=True, env=env, timeout=60)
+    assert bash.returncode == 0 and json.loads(bash.stdout)["frames"] == 3, bash.stderr
+
+
+def test_a_run_without_y_never_replaces_an_output_another_run_wrote_meanwhile(vidsr, env, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    slow = make_clip(tmp_path / "slow.mkv", 320, 180, frames=75, audio=False)
+    quick = make_clip(tmp_path / "quick.mkv", frames=3, audio=False)
+    same = tmp_path / "same.mkv"
+    first = subprocess.Popen([sys.executable, "-m", "vidsr", "upscale", str(slow), "-o", str(same), "-m", "edsr"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".same.*.partial.mkv")) and time.time() < deadline:
+        time.sleep(0.1)
+    vidsr("upscale", quick, "-o", same, "-m", "edsr", check=0)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1 and b"appeared while this run wrote it" in err, err
+    assert probe(same)["frames"] == 3  # the quick run's output stands
+    assert not list(tmp_path.glob(".same.*"))

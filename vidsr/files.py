@@ -10,15 +10,18 @@ taken belongs to a process that is gone (kill -9, power cut) and is swept.
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vidsr.errors import UsageError
+from vidsr.errors import UsageError, VidsrError
 
 PARTIAL = ".partial"
 
@@ -84,15 +87,51 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _place_new(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` onto ``final`` only if nothing is there: a hard link fails if the name exists (atomic, unlike
+    a check and a rename); where the filesystem has no hard links, the check and the rename it is."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise VidsrError(f"{final} appeared while this run wrote it (another run?); it is kept and this run's "
+                         "output is not; -y replaces it") from None
+    except OSError:
+        if final.exists():
+            raise VidsrError(f"{final} appeared while this run wrote it (another run?); it is kept and this run's "
+                             "output is not; -y replaces it") from None
+        os.replace(tmp, final)
+
+
 def partial_glob(final: Path) -> str:
-    """The glob that matches every partial of ``final`` (in its folder)."""
-    return f".{final.stem}.*{PARTIAL}{final.suffix}"
+    """The glob that matches every partial of ``final`` (in its folder); the name's own glob characters
+    (``cam[1].mp4``) are escaped."""
+    return f".{glob.escape(final.stem)}.*{PARTIAL}{glob.escape(final.suffix)}"
 
 
-def sweep_partials(final: Path) -> list[Path]:
-    """Remove the partials of ``final`` whose writer is gone (their lock is free); returns what was removed."""
+def is_partial_of(path: Path, final: Path) -> bool:
+    """Whether ``path`` is named as ``output_file`` names the partials of ``final`` (mkstemp's 8 random characters
+    between the name and ``.partial``), so that a user's own file that merely fits the glob is never swept."""
+    pattern = rf"\.{re.escape(final.stem)}\.[a-z0-9_]{{8}}{re.escape(PARTIAL)}{re.escape(final.suffix)}"
+    return re.fullmatch(pattern, path.name) is not None
+
+
+def is_special(path: str | Path) -> bool:
+    """A FIFO, a device or a socket: something other than a regular file or a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def sweep_partials(final: Path, keep: tuple[str | Path, ...] = ()) -> list[Path]:
+    """Remove the partials of ``final`` whose writer is gone (their lock is free); returns what was removed.
+    ``keep``: paths never removed (the run's own input, whatever it is called)."""
     removed = []
+    kept = {os.path.realpath(k) for k in keep}
     for path in Path(final).parent.glob(partial_glob(Path(final))):
+        if not is_partial_of(path, Path(final)) or os.path.realpath(path) in kept:
+            continue
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
@@ -109,13 +148,18 @@ def sweep_partials(final: Path) -> list[Path]:
 
 
 @contextmanager
-def output_file(final: str | Path) -> Iterator[Path]:
+def output_file(final: str | Path, replace: bool = True, keep: tuple[str | Path, ...] = ()) -> Iterator[Path]:
     """A locked partial beside ``final`` to write to; renamed onto ``final`` when the block succeeds, removed when
-    it fails or is interrupted. Stale partials of the same output, left by writers that died, are swept first."""
+    it fails or is interrupted. Stale partials of the same output, left by writers that died, are swept first
+    (never one of ``keep``). ``replace=False``: a file that appears at ``final`` meanwhile (another run's) is
+    kept, and this one fails, rather than silently replacing it."""
     final = Path(final)
     if not final.parent.is_dir():
         raise UsageError(f"{final.parent}: output folder does not exist")
-    sweep_partials(final)
+    if is_special(final):
+        raise UsageError(f"{final} is a device or FIFO, not a file: vidsr writes a new file and renames it into "
+                         "place, which would replace it; to write into it use -o - with --format and redirect")
+    sweep_partials(final, keep)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{PARTIAL}{final.suffix}", dir=final.parent)
     except PermissionError:
@@ -126,7 +170,10 @@ def output_file(final: str | Path) -> Iterator[Path]:
         # mkstemp makes the file private (0600); the output should get the permissions any new file gets here.
         os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
-        os.replace(tmp, final)
+        if replace:
+            os.replace(tmp, final)
+        else:
+            _place_new(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
         os.close(fd)

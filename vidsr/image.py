@@ -26,8 +26,8 @@ _TO_YCC = np.array(BT601_YCBCR) / 255.0
 _OFFSET = np.array([16.0, 128.0, 128.0])
 
 
-def upscale_image(src: str, dst: str, upscaler: Upscaler) -> tuple[int, int]:
-    """Returns the output (width, height)."""
+def upscale_image(src: str, dst: str, upscaler: Upscaler, replace: bool = True) -> tuple[int, int]:
+    """Returns the output (width, height). ``replace=False``: an output another run wrote meanwhile is kept."""
     if upscaler.arch.recurrent:
         raise UsageError(f"{src}: {upscaler.arch.name} engines restore a frame from the frames before it, so they "
                          "upscale videos; for an image use --model auto, edsr or mdsr")
@@ -59,7 +59,7 @@ def upscale_image(src: str, dst: str, upscaler: Upscaler) -> tuple[int, int]:
     if alpha is not None:
         a = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
         out = np.concatenate([out, a[..., None]], axis=2)
-    with output_file(dst) as tmp:
+    with output_file(dst, replace, keep=(src,)) as tmp:
         _write_image(tmp, dst, np.ascontiguousarray(out))
     return out.shape[1], out.shape[0]
 

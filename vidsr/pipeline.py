@@ -184,6 +184,7 @@ class UpscaleJob:
     # Colour work on the model's device, batches overlapped (device_stages); None: where the model runs on CUDA.
     device_colour: bool | None = None
     temporal_filter: bool = False  # motion-compensated temporal filtering of the output (vidsr.motion_filter)
+    replace: bool = True  # an output that appears while the run writes (another run's) is replaced; False: kept
 
 
 def upscale_video(job: UpscaleJob) -> Stats:
@@ -222,7 +223,7 @@ def upscale_video(job: UpscaleJob) -> Stats:
 
     try:
         if isinstance(job.dst, str):
-            with output_file(job.dst) as tmp:
+            with output_file(job.dst, job.replace, keep=(job.src,) if isinstance(job.src, str) else ()) as tmp:
                 _stream(job, reader, sr, held, first, items, out_fmt, tags, stats, str(tmp))
                 _check_holes(job, reader, stats)  # before the rename: --strict keeps no damaged output
         else:

@@ -14,6 +14,7 @@ import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options, processing_options
 from vidsr.errors import UsageError
+from vidsr.files import is_special
 from vidsr.image import is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
 from vidsr.models.engine import Engine
@@ -48,7 +49,7 @@ def assess_input(input_path: str, degradation: str):
 
     if degradation != "auto":
         return None
-    if input_path == "-":
+    if is_pipe(input_path):
         return InputCondition("unknown", False, None, 0.0, "clean", "a pipe is not probed; --degradation real "
                                                                    "or heavy for compressed or noisy input")
     try:
@@ -63,15 +64,21 @@ MIN_SENSIBLE_TILE = 64  # below this, tile overlap and per-call overhead dominat
 def check_output(input_path: str, output: str, codec: str, crf: int, preset: str, pix_fmt: str | None,
                  muxer: str | None, tile: int, quiet: bool) -> None:
     """Options that would only fail mid-run, with FFmpeg's words, refused up front with ours."""
-    if input_path != "-" and not is_image(input_path) and output != "-" and is_image(output):
+    if not is_pipe(input_path) and not is_image(input_path) and output != "-" and is_image(output):
         raise UsageError(f"{output}: an image name for a video input; give a video name (.mkv, .mp4) or use "
                          "--compare/--duration on a video output")
-    if not (input_path != "-" and is_image(input_path)):
+    if not (not is_pipe(input_path) and is_image(input_path)):
         check_encode(codec, crf, preset, pix_fmt, muxer)
     if 0 < tile < MIN_SENSIBLE_TILE and not quiet:
         click.echo(f"vidsr: warning: --tile {tile} is tiny (pixels of the network's input); each tile pays for "
                    f"its overlap and a call, so this runs many times slower than --tile {MIN_SENSIBLE_TILE} or more",
                    err=True)
+
+
+def is_pipe(path: str) -> bool:
+    """``-`` (stdin), or a named pipe, a device or a process substitution (``<(cat x.mkv)``): read once, as a
+    stream, never probed first (a probe would drain it)."""
+    return path == "-" or is_special(path)
 
 
 def check_paths(src: str, dst: str, overwrite: bool) -> None:
@@ -84,6 +91,9 @@ def check_paths(src: str, dst: str, overwrite: bool) -> None:
     out = Path(dst)
     if out.is_dir():
         raise UsageError(f"{dst} is a directory; -o takes a file name, such as {out / 'out.mkv'}")
+    if is_special(out):
+        raise UsageError(f"{dst} is a device or FIFO, not a file, and -y would replace it; to write into it use "
+                         f"-o - with --format and redirect: > {dst}")
     if src != "-" and (out.resolve() == Path(src).resolve() or (out.exists() and out.samefile(src))):
         raise UsageError("the output would overwrite the input; choose another -o")
     if out.exists() and not overwrite:
@@ -168,7 +178,7 @@ def upscale(**params: Any) -> None:
     condition = assess_input(a.input_path, a.degradation)
     chosen = condition.choice if condition else a.degradation
     spec = RuntimeSpec(a.runtime, a.device, a.precision, a.batch)
-    video = a.input_path == "-" or not is_image(a.input_path)
+    video = is_pipe(a.input_path) or not is_image(a.input_path)
     upscaler, engine = build_upscaler(a.model, int(a.scale), spec=spec, tile=a.tile, ensemble=a.ensemble,
                                       degradation=chosen, video=video)
     summary: dict[str, Any] = {"input": a.input_path, "output": a.output, "model": engine.id, "scale": int(a.scale),
@@ -178,7 +188,7 @@ def upscale(**params: Any) -> None:
                                                                                             "reason": "asked for"},
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
                                "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": a.ensemble}
-    if a.input_path != "-" and is_image(a.input_path):
+    if not is_pipe(a.input_path) and is_image(a.input_path):
         summary |= _run_image(a, upscaler)
     else:
         choice = choose_encoder(a.codec, default_codec(muxer, deep), summary["device"], deep,
@@ -234,10 +244,10 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     if a.output != "-" and not a.fmt and not Path(a.output).suffix:
         raise UsageError(f"{a.output}: no file extension to tell the container; add one or give --format")
     muxer = container(a.fmt, a.output)
-    deep = a.input_path != "-" and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
+    deep = not is_pipe(a.input_path) and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
     codec = a.codec or default_codec(muxer, deep)
     check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)
-    if a.input_path != "-" and is_image(a.input_path):
+    if not is_pipe(a.input_path) and is_image(a.input_path):
         if a.output == "-" or not is_image(a.output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
         if a.deinterlace != "off" or a.compare or a.temporal_filter == "on":
@@ -251,7 +261,7 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
 
 def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
     t = time.perf_counter()
-    width, height = upscale_image(a.input_path, a.output, upscaler)
+    width, height = upscale_image(a.input_path, a.output, upscaler, replace=a.overwrite)
     seconds = time.perf_counter() - t
     return {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
             "height": height}
@@ -267,14 +277,16 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     steady = wanted(a.temporal_filter, engine.degradation)
     progress = Progress(not a.quiet, f"{engine.id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
                                      f" -> {codec}", as_json=a.progress_json)
-    job = UpscaleJob(src=sys.stdin.buffer if a.input_path == "-" else a.input_path,
+    src: Any = sys.stdin.buffer if a.input_path == "-" else open(a.input_path, "rb") if is_pipe(a.input_path) \
+        else a.input_path  # a pipe is opened once here and read once by the run
+    job = UpscaleJob(src=src,
                      dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
                      in_format=container(a.input_format), out_format=muxer,
                      encode=EncodeOptions(codec, a.crf, a.preset, a.pix_fmt), batch=a.batch,
                      start=parse_time(a.start) or 0.0, duration=parse_time(a.duration),
                      copy_audio=side_streams and not a.no_audio, copy_subtitles=side_streams and not a.no_subtitles,
                      deinterlace=a.deinterlace, compare=a.compare, on_start=progress.start, on_frame=progress.frame,
-                     strict=a.strict, temporal_filter=steady)
+                     strict=a.strict, temporal_filter=steady, replace=a.overwrite)
     try:
         stats = upscale_video(job)
     finally:
