@@ -85,6 +85,7 @@ def test_bad_input(vidsr, tmp_path, case):
     (["--format", "mkvv"], "did you mean mkv"),
     (["--codec", "h265"], "--codec libx265"),
     (["--start", "100"], "--start 100 s is past the end"),
+    (["--start", "0.01", "--duration", "0.01"], "no frame of"),  # between two frames: not "corrupt"
 ])
 def test_bad_options_are_usage_errors(vidsr, tmp_path, args, expect):
     make_clip(tmp_path / "in.mkv", frames=2)
@@ -313,3 +314,64 @@ def test_a_run_without_y_never_replaces_an_output_another_run_wrote_meanwhile(vi
     assert first.returncode == 1 and b"appeared while this run wrote it" in err, err
     assert probe(same)["frames"] == 3  # the quick run's output stands
     assert not list(tmp_path.glob(".same.*"))
+
+
+def test_configuration_mistakes_are_one_line_that_names_them(vidsr, env, engines, tmp_path):
+    import shutil
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    p = vidsr("upscale", src, "-o", "-", "--format", "mp4", check=2)
+    assert b"pipe" in p.stderr and p.stdout == b""
+    # engines: a folder that does not exist, a manifest whose scales are a number, weights that do not fit
+    env["VIDSR_ENGINES"] = str(tmp_path / "nonexistent")
+    p = vidsr("upscale", src, "-o", tmp_path / "a.mkv", check=2)
+    assert b"VIDSR_ENGINES=" in p.stderr and b"no such folder" in p.stderr
+    broken = tmp_path / "engines"
+    shutil.copytree(engines, broken)
+    env["VIDSR_ENGINES"] = str(broken)
+    manifest = json.loads((broken / "edsr-tiny-x3" / "manifest.json").read_text())
+    (broken / "edsr-tiny-x3" / "manifest.json").write_text(json.dumps(manifest | {"scales": 3}))
+    p = vidsr("upscale", src, "-o", tmp_path / "b.mkv", "-m", "edsr", check=1)
+    assert b'"scales" must be a list' in p.stderr and len(p.stderr.splitlines()) == 1
+    (broken / "edsr-tiny-x3" / "manifest.json").write_text(json.dumps(manifest))
+    manifest = json.loads((broken / "edsr-tiny-x2" / "manifest.json").read_text())
+    (broken / "edsr-tiny-x2" / "manifest.json").write_text(json.dumps(manifest | {"config": manifest["config"] |
+                                                                                    {"features": 16}}))
+    p = vidsr("upscale", src, "-o", tmp_path / "c.mkv", "-m", "edsr-tiny-x2", "--runtime", "torch", check=1)
+    assert b"do not fit the network its manifest describes" in p.stderr and len(p.stderr.splitlines()) == 1
+    env.pop("VIDSR_ENGINES")
+    # a cache that is a file
+    (tmp_path / "cachefile").write_text("x")
+    env["VIDSR_CACHE"] = str(tmp_path / "cachefile")
+    p = vidsr("upscale", src, "-o", tmp_path / "d.mkv", "-m", "edsr", "--runtime", "onnx", check=2)
+    assert b"VIDSR_CACHE=" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_tiny_frames_and_recipes_and_batches_say_what_is_wrong(vidsr, tmp_path):
+    import warnings
+
+    from vidsr.degradation.detect import video_noise_sigma
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 1x1 and 2x2 frames printed numpy's RuntimeWarnings, and "sigma nan"
+        assert video_noise_sigma([np.full((2, 2), 9, np.uint8)] * 3) == 0.0
+        assert video_noise_sigma([np.full((1, 1), 9, np.uint8)] * 2) == 0.0
+    tiny = make_clip(tmp_path / "tiny.mkv", 2, 2, frames=4, audio=False, pix_fmt="yuv444p")
+    p = vidsr("upscale", tiny, "-o", tmp_path / "tiny-x2.mkv", "-m", "edsr", "--pix-fmt", "yuv444p",
+              "--temporal-filter", "on", "--json", check=0)
+    assert json.loads(p.stdout)["frames"] == 4 and b"Warning" not in p.stderr and b"nan" not in p.stderr
+    recipe = tmp_path / "r.toml"
+    for text, expect in (('id = "x"\n[model]\npreset = "edsr-baseline"\nscales = [2]\n[data]\npatch = 8\n'
+                          '[trian]\nbatch = 2\nsteps = 2\n', b"unknown [trian] table; did you mean 'train'"),
+                         ('id = "x"\n[model]\npreset = "edsr-baseline"\nscales = [2]\n[data]\n[train]\n'
+                          'batch = 2\nsteps = 2\n', b"[data] needs patch"),
+                         ('id = "x"\n[model]\npreset = "edsr-baseline"\nscales = [2]\n[data]\npach = 8\n'
+                          '[train]\nbatch = 2\nsteps = 2\n', b"did you mean 'patch'")):
+        recipe.write_text(text)
+        p = vidsr("train", recipe, "--data", tmp_path, check=2)
+        assert expect in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+    folder = tmp_path / "b"
+    folder.mkdir()
+    make_clip(folder / "one.mkv", frames=2, audio=False)
+    p = vidsr("batch", folder, "-o", folder, check=2)
+    assert b"inside the output folder" in p.stderr

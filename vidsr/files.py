@@ -27,8 +27,17 @@ PARTIAL = ".partial"
 
 
 def cache_root() -> Path:
-    """Built artefacts and training caches: ``$VIDSR_CACHE``, else ``~/.cache/vidsr``; never the repo."""
-    return Path(os.environ.get("VIDSR_CACHE") or Path.home() / ".cache" / "vidsr")
+    """Built artefacts and training caches: ``$VIDSR_CACHE``, else ``~/.cache/vidsr``; never the repo. A
+    ``$VIDSR_CACHE`` that cannot hold them is a usage error that names it."""
+    env = os.environ.get("VIDSR_CACHE")
+    if env:
+        path = Path(env)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"VIDSR_CACHE={env}: not a folder (it names where vidsr keeps built graphs and caches)")
+        if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"VIDSR_CACHE={env}: the folder is not writable")
+        return path
+    return Path.home() / ".cache" / "vidsr"
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:

@@ -51,6 +51,17 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+MIN_FLOW_SIDE = 16  # DIS refuses frames under 12 pixels a side, and under 16 it has little to go on
+
+
+def flow_to_previous(dis: Any, luma: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Where each pixel of ``luma`` was in ``prev`` (HxWx2, x then y), by DIS optical flow on 8-bit planes; no
+    motion for frames too small for DIS (a 2x2 video)."""
+    if min(luma.shape) < MIN_FLOW_SIDE:
+        return np.zeros((*luma.shape, 2), np.float32)
+    return dis.calc(luma, prev, None)
+
+
 def _to_8bit(luma: np.ndarray, bits: int) -> np.ndarray:
     return luma if bits == 8 else (luma >> (bits - 8)).astype(np.uint8)
 
@@ -102,7 +113,7 @@ class MotionFilter:
         prev, self._prev_luma = self._prev_luma, luma8
         if prev is None or prev.shape != luma8.shape:
             return None
-        flow = self._dis.calc(luma8, prev, None)  # where each pixel of this frame was in the last
+        flow = flow_to_previous(self._dis, luma8, prev)
         mismatch = luma8.astype(np.float32) - warp(prev, flow).astype(np.float32)
         trust = np.exp(-cv2.GaussianBlur(mismatch * mismatch, (0, 0), MISMATCH_BLUR) / self.tolerance ** 2)
         return Motion(flow, trust)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vidsr.models.rvsr import split_output, warp
+from vidsr.motion_filter import flow_to_previous
 from vidsr.video.reader import AFTER_HOLE
 
 CUT_LEVEL = 24.0  # 8-bit code values of warp mismatch that motion, noise and codec artefacts rarely leave
@@ -72,7 +73,7 @@ class Recurrence:
         reason = self._fresh_reason(prev_luma, luma8, x, hole)
         if reason is None:
             assert prev_luma is not None and self._hidden is not None and self._frame is not None
-            flow = self._dis.calc(luma8, prev_luma, None)
+            flow = flow_to_previous(self._dis, luma8, prev_luma)
             if _cut(luma8, prev_luma, flow):
                 reason = "cut"
             else:

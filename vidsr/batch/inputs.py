@@ -71,14 +71,19 @@ def collect(inputs: tuple[str, ...], recursive: bool, outdir: Path, codec: str |
         else:
             raise UsageError(f"{arg}: no such file or folder")
     items: dict[str, Item] = {}
+    inside = 0
     for src, rel in found:
         if src.resolve().is_relative_to(out_root):
+            inside += 1
             continue
         rel_out = str(Path(rel).with_suffix(output_suffix(src, codec, fmt)))
         if rel_out in items and items[rel_out].src.resolve() != src.resolve():
             raise UsageError(f"{items[rel_out].src} and {src} would both write {outdir / rel_out}; "
                              "batch them separately")
         items[rel_out] = Item(src, rel_out)
+    if not items and inside:
+        raise UsageError(f"every media file found ({inside}) is inside the output folder {outdir}, which is left "
+                         "out so that a rerun never feeds on its own outputs; give -o another folder")
     if not items:
         raise UsageError("no media files found in " + ", ".join(inputs))
     return list(items.values())

@@ -51,7 +51,8 @@ def train(recipe: Path, data_root: Path, out: Path | None, resume: bool, restart
     try:
         r = load_recipe(recipe)
     except (KeyError, ValueError) as e:
-        raise UsageError(f"{recipe}: bad recipe: {e}") from e
+        said = str(e)
+        raise UsageError(said if said.startswith(str(recipe)) else f"{recipe}: bad recipe: {said}") from None
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: torch sees no CUDA GPU here")
     if resume and restart:

@@ -58,6 +58,7 @@ def assess_input(input_path: str, degradation: str):
         return None  # the pipeline reports an unreadable input with its own clear message
 
 
+SEEKING_MUXERS = {"mp4", "mov", "ipod", "3gp", "3g2", "ismv", "f4v", "psp"}  # they seek back to write the index
 MIN_SENSIBLE_TILE = 64  # below this, tile overlap and per-call overhead dominate: 8 ran 50x slower
 
 
@@ -244,6 +245,9 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     if a.output != "-" and not a.fmt and not Path(a.output).suffix:
         raise UsageError(f"{a.output}: no file extension to tell the container; add one or give --format")
     muxer = container(a.fmt, a.output)
+    if a.output == "-" and muxer in SEEKING_MUXERS:
+        raise UsageError(f"--format {a.fmt} writes its index after the media, which a pipe cannot take back; on "
+                         "stdout use --format matroska, mpegts or nut")
     deep = not is_pipe(a.input_path) and not is_image(a.input_path) and is_deep_or_hdr(a.input_path)
     codec = a.codec or default_codec(muxer, deep)
     check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)

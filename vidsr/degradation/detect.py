@@ -43,6 +43,7 @@ REAL_ABOVE_NOISE = 1.6  # luma noise sigma (8-bit levels) above which an input t
 # JPEG spends so many more bits than H.264 for the same loss that bits per pixel would call all of these clean.
 JPEG_REAL_BELOW = 93.0
 PROBE_FRAMES = 5  # the noise estimate's frames
+MIN_FLOW_SIDE = 16  # DIS optical flow refuses frames under 12 pixels a side; under 16 it has little to go on
 QP_FRAMES = 12  # the quantiser's: a GOP's worth of I, P and B frames, as decoding costs little next to upscaling
 _H264_PARAMS = 1  # AV_VIDEO_ENC_PARAMS_H264
 
@@ -77,6 +78,8 @@ def noise_sigma(y: np.ndarray) -> float:
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     r = np.abs(cv2.filter2D(y.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101))[1:-1, 1:-1]
     h, w = (r.shape[0] // 16) * 16, (r.shape[1] // 16) * 16
+    if r.size == 0:
+        return 0.0  # a frame of 2 pixels or fewer a side has no inner pixel to measure
     if h == 0 or w == 0:
         return float(np.sqrt(np.pi / 2) / 6 * r.mean())
     blocks = r[:h, :w].reshape(h // 16, 16, w // 16, 16).mean(axis=(1, 3)).ravel()
@@ -90,6 +93,8 @@ def temporal_noise_sigma(prev: np.ndarray, y: np.ndarray) -> float:
     flattest blocks. Texture moves with the scene and cancels in the difference; sensor noise is drawn afresh each
     frame and does not, so fine texture and printed text, which a single frame cannot tell from noise, pass as clean
     (exactly so where the camera stands still; under a sub-pixel pan the warp's interpolation leaves some)."""
+    if min(y.shape) < MIN_FLOW_SIDE:
+        return float("inf")  # DIS needs a few blocks: the spatial estimate stands
     a, b = prev.astype(np.uint8), y.astype(np.uint8)
     flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(b, a, None)  # type: ignore[attr-defined]
     h, w = b.shape

@@ -30,6 +30,9 @@ MANIFEST = "manifest.json"
 def engines_dir() -> Path:
     """``$VIDSR_ENGINES``, else the ``engines/`` folder beside the package (an editable install or a checkout)."""
     env = os.environ.get("VIDSR_ENGINES")
+    if env and not Path(env).is_dir():
+        raise UsageError(f"VIDSR_ENGINES={env}: no such folder (it names the folder of engines; unset it to use "
+                         "the shipped ones)")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "engines"
 
 
@@ -65,7 +68,13 @@ class Engine:
     def load(self, scale: int) -> nn.Module:
         """The network with its verified weights, set to ``scale``, in eval mode."""
         model = self.build()
-        model.load_state_dict(self.weights())
+        try:
+            model.load_state_dict(self.weights())
+        except RuntimeError as e:  # torch's report spans many lines: one of ours, with its first reason
+            reasons = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+            raise VidsrError(f"engine {self.id}: its weights do not fit the network its manifest describes "
+                             f"({self.manifest.arch} {self.manifest.config}): {reasons[0] if reasons else e}"
+                             + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")) from None
         self.arch.set_scale(model, scale)
         return model.eval()
 

@@ -58,6 +58,10 @@ class EngineManifest:
         missing = [k for k in REQUIRED if k not in raw]
         if missing:
             raise VidsrError(f"{where}: missing {', '.join(missing)}; not an engine manifest vidsr can use")
+        scales = raw["scales"]
+        if not isinstance(scales, list) or not scales or not all(isinstance(s, int) and s > 1 for s in scales):
+            raise VidsrError(f"{where}: \"scales\" must be a list of whole scales such as [2] or [2, 3, 4], not "
+                             f"{json.dumps(scales)}")
         return cls(id=raw["id"], arch=raw["arch"], scales=tuple(raw["scales"]), weights_sha256=raw["weights_sha256"],
                    family=raw.get("family", raw["arch"]), preset=raw.get("preset", ""),
                    config=raw.get("config", {}), params=raw.get("params"),

@@ -95,6 +95,7 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     raw = path.read_bytes()
     data = tomllib.loads(raw.decode())
+    _check_shape(path, data)
     model, d, t = data.get("model", {}), data.get("data", {}), data.get("train", {})
     preset = model["preset"]
     arch, config = PRESETS[preset]
@@ -145,6 +146,39 @@ def load_recipe(path: str | Path) -> Recipe:
                   eval_dirs=eval_dirs, patch=d["patch"], hr_scales=hr_scales, augment=d.get("augment", True),
                   mix_scales=d.get("mix_scales", False),
                   notes=data.get("notes", ""), **clip_keys, **t)
+
+
+TABLES = {"model": ("preset", "scales"), "data": ("patch",), "train": ("batch", "steps"), "degradation": ()}
+TOP_KEYS = ("id", "family", "notes")
+MODEL_KEYS = ("preset", "scales", "config")
+DATA_KEYS = ("train", "val", "eval", "patch", "hr_scales", "augment", "mix_scales", "clips", "val_clips")
+
+
+def _check_shape(path: Path, data: dict[str, Any]) -> None:
+    """Unknown tables and keys, and missing required ones, named as the file names them (a [trian] table made
+    'Recipe.__init__() missing 2 required positional arguments')."""
+    import difflib
+
+    for name, value in data.items():
+        known = name in TABLES if isinstance(value, dict) else name in TOP_KEYS
+        if not known:
+            near = difflib.get_close_matches(name, [*TABLES, *TOP_KEYS], n=1)
+            kind = f"[{name}] table" if isinstance(value, dict) else f"key {name!r}"
+            raise ValueError(f"{path}: unknown {kind}" + (f"; did you mean {near[0]!r}?" if near else ""))
+    if "id" not in data:
+        raise ValueError(f"{path}: no id (the engine's name, as in id = \"edsr-baseline-x2\")")
+    for table, keys in (("model", MODEL_KEYS), ("data", DATA_KEYS + CLIP_KEYS)):
+        unknown = sorted(set(data.get(table, {})) - set(keys))
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], keys, n=1)
+            raise ValueError(f"{path}: unknown [{table}] key {unknown[0]!r}" + (f"; did you mean {near[0]!r}?"
+                                                                                 if near else ""))
+    for table, required in TABLES.items():
+        missing = [k for k in required if k not in data.get(table, {})]
+        if missing:
+            raise ValueError(f"{path}: [{table}] needs {', '.join(missing)}")
+    if data["model"]["preset"] not in PRESETS:
+        raise ValueError(f"{path}: [model] preset {data['model']['preset']!r} is none of {', '.join(PRESETS)}")
 
 
 CLIP_KEYS = ("window", "max_windows", "max_side", "clip_variants", "frames", "val_frames", "val_side")

@@ -262,6 +262,10 @@ class VideoReader:
                 if t < self.start - 1e-6:
                     continue
                 if end is not None and t >= end - 1e-6:
+                    if index == 0:
+                        gap = f" (its frames are {1 / float(rate):.3f} s apart)" if rate else ""
+                        raise UsageError(f"no frame of {self.name} lies between {self.start:g} s and {end:g} s"
+                                         f"{gap}; give a longer --duration")
                     break
                 last_t = t
                 if self.holes.see(t):
