@@ -363,3 +363,44 @@ def test_a_large_image_goes_through_in_pieces_that_join_seamlessly(vidsr, tmp_pa
     cv2.imwrite(str(big), np.full((2500, 2500, 3), 128, np.uint8))
     r = json.loads(vidsr("upscale", big, "-o", tmp_path / "huge-x2.png", "-m", "edsr", "--json", check=0).stdout)
     assert r["width"] == 5000 and r["peak_rss_mb"] < 1200, r["peak_rss_mb"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_is_one_line(env, tmp_path, sig):
+    # Start-up spends about 2.5 s importing torch, PyAV and OpenVINO before main() runs; a Ctrl-C there printed a
+    # traceback from inside an import. Whether the signal lands there or just after, it is one line and 128+sig.
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    p = subprocess.Popen([sys.executable, "-m", "vidsr", "upscale", str(src), "-o", str(tmp_path / "out.mkv")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.6)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + sig and b"Traceback" not in err and len(err.splitlines()) == 1, err
+    assert leftovers(tmp_path, {"in.mkv"}) == []
+
+
+def test_a_signal_after_the_output_is_complete_says_it_is_kept(tmp_path, engines, monkeypatch, capsys):
+    import vidsr.cli as cli
+    import vidsr.pipeline as pipeline
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(engines))
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    real = pipeline.upscale_video
+
+    def then_ctrl_c(job):  # the run completes and renames its output; the signal comes just after
+        real(job)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "upscale_video", then_ctrl_c)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as done:
+            cli.main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "-m", "edsr"])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert done.value.code == 130
+    err = capsys.readouterr().err
+    assert "out.mkv was complete; it is kept" in err and "no output was written" not in err
+    assert probe(tmp_path / "out.mkv")["frames"] == 2

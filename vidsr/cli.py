@@ -6,14 +6,29 @@ fails. ``vidsr --debug ...`` shows the traceback instead.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import threading
-from typing import Any
 
-from vidsr.runtime.cpu import tune_allocator
+
+def _interrupted_early(signum: int, _frame: object) -> None:
+    # Ctrl-C or SIGTERM while the imports below run (about 2.5 s of torch, PyAV, OpenVINO): nothing has been
+    # written yet, so one line and the signal's exit code, not a traceback from inside an import.
+    os.write(2, b"vidsr: interrupted; no output was written\n")
+    os._exit(128 + signum)
+
+
+# A background job (nohup ... &) starts with SIGINT ignored, by convention: it stays ignored.
+_SIGINT_IGNORED = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+if not _SIGINT_IGNORED:
+    signal.signal(signal.SIGINT, _interrupted_early)
+signal.signal(signal.SIGTERM, _interrupted_early)
+
+import json  # noqa: E402
+import threading  # noqa: E402
+from typing import Any  # noqa: E402
+
+from vidsr.runtime.cpu import tune_allocator  # noqa: E402
 
 # Before anything starts a thread: glibc fixes its arena limit when the first thread needs an arena, so
 # M_ARENA_MAX set later (as TorchRuntime used to) is silently ignored and the inference thread faulted ~2 GB of
@@ -31,6 +46,7 @@ from vidsr.commands.serve import serve  # noqa: E402
 from vidsr.commands.train import train  # noqa: E402
 from vidsr.commands.upscale import upscale  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
+from vidsr.files import placed  # noqa: E402
 from vidsr.logs import route_ffmpeg_log  # noqa: E402
 
 _STATE = {"debug": False, "signal": 0}
@@ -46,6 +62,9 @@ def _one_line(msg: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the click group and maps every failure to one line and an exit code."""
+    if not _SIGINT_IGNORED:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C cancels the run cleanly
+    signal.signal(signal.SIGTERM, _terminate)
     args = list(sys.argv[1:] if argv is None else argv)
     # --debug anywhere before a "--" (after the subcommand too), since that is where people add it.
     head = args[: args.index("--")] if "--" in args else args
@@ -67,7 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         code = _one_line(e.format_message(), e.exit_code)
     except (KeyboardInterrupt, click.Abort):
-        click.echo("vidsr: interrupted; no output was written", err=True)
+        if placed():
+            click.echo(f"vidsr: interrupted after {', '.join(map(str, placed()))} was complete; it is kept", err=True)
+        else:
+            click.echo("vidsr: interrupted; no output was written", err=True)
         code = 128 + (_STATE["signal"] or signal.SIGINT)
     except BrokenPipeError:
         # The reader downstream went away. Quietly: a message would only hit another closed pipe.

@@ -96,6 +96,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_PLACED: list[Path] = []  # outputs this process has completed (renamed into place), for a late signal's message
+
+
+def placed() -> list[Path]:
+    """The outputs this process completed, in order: a signal after them must not say that nothing was written."""
+    return list(_PLACED)
+
+
 def _place_new(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` onto ``final`` only if nothing is there: a hard link fails if the name exists (atomic, unlike
     a check and a rename); where the filesystem has no hard links, the check and the rename it is."""
@@ -183,6 +191,7 @@ def output_file(final: str | Path, replace: bool = True, keep: tuple[str | Path,
             os.replace(tmp, final)
         else:
             _place_new(tmp, final)
+        _PLACED.append(final)
     finally:
         tmp.unlink(missing_ok=True)
         os.close(fd)
