@@ -375,3 +375,76 @@ def test_tiny_frames_and_recipes_and_batches_say_what_is_wrong(vidsr, tmp_path):
     make_clip(folder / "one.mkv", frames=2, audio=False)
     p = vidsr("batch", folder, "-o", folder, check=2)
     assert b"inside the output folder" in p.stderr
+
+
+def encode_rgb(path, frames, codec="libx264", fmt=None, pix_fmt="yuv420p", rate=10):
+    """RGB frames as one video stream of ``codec``."""
+    from fractions import Fraction as F
+
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream(codec, rate=rate)
+        v.width, v.height, v.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        for i, rgb in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            f.pts, f.time_base = i, F(1, rate)
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+
+
+def test_what_the_output_cannot_be_is_said_not_done_silently(vidsr, tmp_path):
+    import cv2
+
+    # a mid-stream change of frame size (two TS of different sizes, concatenated) is scaled and said so
+    encode_rgb(tmp_path / "a.ts", [scene(i, 64, 48) for i in range(5)], fmt="mpegts")
+    encode_rgb(tmp_path / "b.ts", [scene(i, 96, 64) for i in range(5)], fmt="mpegts")
+    (tmp_path / "ab.ts").write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    r = json.loads(vidsr("upscale", tmp_path / "ab.ts", "-o", tmp_path / "ab.mkv", "-m", "edsr", "--json",
+                         check=0).stdout)
+    assert r["frames"] == 10 and any("5 frame(s) of 96x64 scaled" in d for d in r["metadata"]["dropped"]), r
+    # a second video stream is named as left out
+    with av.open(str(tmp_path / "two.mkv"), "w") as c:
+        streams = [c.add_stream("libx264", rate=10) for _ in range(2)]
+        for k, v in enumerate(streams):
+            v.width, v.height, v.pix_fmt = 64 + 32 * k, 48, "yuv420p"
+        for i in range(4):
+            for k, v in enumerate(streams):
+                f = av.VideoFrame.from_ndarray(scene(i, 64 + 32 * k, 48), format="rgb24").reformat(format="yuv420p")
+                f.pts = i
+                c.mux(v.encode(f))
+        for v in streams:
+            c.mux(v.encode(None))
+    r = json.loads(vidsr("upscale", tmp_path / "two.mkv", "-o", tmp_path / "two-x2.mkv", "-m", "edsr", "--json",
+                         check=0).stdout)
+    assert any(d.startswith("video stream #1 (h264 96x48)") for d in r["metadata"]["dropped"]), r
+    # an animated PNG is a video: every frame, not the first
+    encode_rgb(tmp_path / "anim.png", [scene(i, 32, 24) for i in range(6)], codec="apng", fmt="apng",
+               pix_fmt="rgb24")
+    r = json.loads(vidsr("upscale", tmp_path / "anim.png", "-o", tmp_path / "anim.mkv", "-m", "edsr", "--json",
+                         check=0).stdout)
+    assert r["frames"] == 6
+    p = vidsr("upscale", tmp_path / "anim.png", "-o", tmp_path / "anim-x2.png", "-m", "edsr", check=2)
+    assert b"video" in p.stderr and len(p.stderr.splitlines()) == 1
+    # a 16-bit PNG written as JPEG comes out right, in 8 bits, and says so (it came out as garbage)
+    deep = np.full((24, 32, 3), 64 * 257 + 128, np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    r = json.loads(vidsr("upscale", tmp_path / "deep.png", "-o", tmp_path / "deep.jpg", "-m", "edsr", "--json",
+                         check=0).stdout)
+    assert any("16-bit" in d for d in r["metadata"]["dropped"])
+    cv2.imwrite(str(tmp_path / "shallow.png"), (deep // 257).astype(np.uint8))  # the same picture in 8 bits
+    vidsr("upscale", tmp_path / "shallow.png", "-o", tmp_path / "shallow.jpg", "-m", "edsr", check=0)
+    a, b = (cv2.imread(str(tmp_path / f"{n}.jpg")).astype(float) for n in ("deep", "shallow"))
+    assert np.abs(a - b).mean() < 2
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="FFmpeg's command line is not installed")
+def test_cover_art_is_not_a_video(vidsr, tmp_path):
+    import subprocess
+
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "cover.png"), scene(0, 32, 32))
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=1", "-i", str(tmp_path / "cover.png"),
+                    "-map", "0", "-map", "1", "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic",
+                    str(tmp_path / "song.mp3")], check=True)
+    p = vidsr("upscale", tmp_path / "song.mp3", "-o", tmp_path / "out.mkv", check=1)
+    assert b"no video stream (found: audio, cover art)" in p.stderr and b"truncated" not in p.stderr

@@ -18,7 +18,21 @@ from vidsr.video.formats import IMAGE_SUFFIXES
 
 
 def is_image(path: str) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    """A still image, by its name; an animated PNG (APNG: several frames) is a video, as a GIF is."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and not is_animated_png(path)
+
+
+def is_animated_png(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG with an animation control chunk (acTL) before its image data."""
+    if Path(path).suffix.lower() != ".png" or not Path(path).is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    actl, idat = head.find(b"acTL"), head.find(b"IDAT")
+    return actl != -1 and (idat == -1 or actl < idat)
+
+
+EIGHT_BIT_ONLY = {".jpg", ".jpeg", ".webp", ".bmp"}  # what OpenCV writes of a 16-bit image there is garbage
 
 
 # BT.601 studio-range YCbCr, the space the Y models were trained in (as the papers' MATLAB rgb2ycbcr).
@@ -30,8 +44,9 @@ TILE = 512  # LR pixels a side of one piece of a large image: its float copies s
 OVERLAP = 16  # LR pixels of context around each piece, cut away after (as the video path's large frames)
 
 
-def upscale_image(src: str, dst: str, upscaler: Upscaler, replace: bool = True) -> tuple[int, int]:
-    """Returns the output (width, height). ``replace=False``: an output another run wrote meanwhile is kept.
+def upscale_image(src: str, dst: str, upscaler: Upscaler, replace: bool = True) -> tuple[int, int, list[str]]:
+    """Returns the output (width, height) and what its format could not hold. ``replace=False``: an output another
+    run wrote meanwhile is kept.
 
     The image goes through the network piece by piece (``TILE`` LR pixels a side, with ``OVERLAP`` of context cut
     away after), so that memory is the integer output plus one piece's float copies, whatever the size: a
@@ -65,9 +80,13 @@ def upscale_image(src: str, dst: str, upscaler: Upscaler, replace: bool = True) 
     if alpha is not None:
         a = cv2.resize(alpha, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC)
         out = np.concatenate([out, a[..., None]], axis=2)
+    dropped = []
+    if out.dtype == np.uint16 and Path(dst).suffix.lower() in EIGHT_BIT_ONLY:
+        out = ((out.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        dropped.append(f"16-bit depth ({Path(dst).suffix} holds 8 bits; .png or .tif keep 16)")
     with output_file(dst, replace, keep=(src,)) as tmp:
         _write_image(tmp, dst, np.ascontiguousarray(out))
-    return out.shape[1], out.shape[0]
+    return out.shape[1], out.shape[0], dropped
 
 
 def _upscale_piece(bgr: np.ndarray, upscaler: Upscaler, depth: float) -> np.ndarray:

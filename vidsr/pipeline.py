@@ -27,7 +27,7 @@ from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
 from vidsr.video.metadata import Carried, hdr10_of
 from vidsr.video.nvenc import NVENC, nvenc_pix_fmt
-from vidsr.video.reader import Hole, VideoReader
+from vidsr.video.reader import Hole, VideoReader, is_cover_art
 from vidsr.video.writer import EncodeOptions, VideoWriter
 
 _END = object()
@@ -210,6 +210,11 @@ def upscale_video(job: UpscaleJob) -> Stats:
     if first is None:
         reader.close()
         raise VidsrError(f"{reader.name}: no video frame could be decoded")
+    for other in reader.container.streams.video:
+        if other is not info.stream and not is_cover_art(other):  # cover art is no video
+            cc = other.codec_context
+            stats.carried.dropped.append(f"video stream #{other.index} ({cc.name} {cc.width}x{cc.height}): vidsr "
+                                         "upscales the first video stream only")
     tags = tags_of(first, info.stream)
     work_fmt = working_format(first.format.name)
     out_fmt = job.encode.pix_fmt or work_fmt
@@ -235,6 +240,9 @@ def upscale_video(job: UpscaleJob) -> Stats:
     stats.deinterlaced = reader.deinterlacer.deinterlaced if reader.deinterlacer else 0
     stats.filtered = sr.motion.filtered if sr.motion else 0
     stats.restarts = list(sr.recurrence.restarts) if sr.recurrence else []
+    for size, count in sr.resized.items():
+        stats.carried.dropped.append(f"the frame size: {count} frame(s) of {size} scaled to the first frame's "
+                                     f"{sr.width}x{sr.height} before upscaling (one stream holds one size)")
     return stats
 
 

@@ -60,6 +60,7 @@ class FrameUpscaler:
     clock: StageClock = field(default_factory=StageClock)
     compare: str | None = None  # "side" or "split": a QA view of bicubic against the model
     motion: MotionFilter | None = None  # temporal filtering of the output along the input's motion
+    resized: dict[str, int] = field(default_factory=dict)  # frames of another size than the first, by size
 
     def __post_init__(self) -> None:
         self.scale = self.upscaler.scale
@@ -80,6 +81,9 @@ class FrameUpscaler:
         return self.upscaler.arch.colour
 
     def planes(self, frame: av.VideoFrame) -> list[np.ndarray]:
+        if (frame.width, frame.height) != (self.width, self.height):
+            # The output stream has one size: a mid-stream change is scaled to the first frame's, and said so.
+            self.resized[f"{frame.width}x{frame.height}"] = self.resized.get(f"{frame.width}x{frame.height}", 0) + 1
         if frame.format.name != self.work_fmt or (frame.width, frame.height) != (self.width, self.height):
             # Other layouts (nv12, rgb, a mid-stream size change) go through swscale once, here.
             frame = frame.reformat(width=self.width, height=self.height, format=self.work_fmt)

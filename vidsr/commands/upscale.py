@@ -265,10 +265,12 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
 
 def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
     t = time.perf_counter()
-    width, height = upscale_image(a.input_path, a.output, upscaler, replace=a.overwrite)
+    width, height, dropped = upscale_image(a.input_path, a.output, upscaler, replace=a.overwrite)
     seconds = time.perf_counter() - t
+    if dropped and not a.quiet:
+        click.echo(f"vidsr: note: {a.output} cannot hold: {'; '.join(dropped)}", err=True)
     return {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
-            "height": height}
+            "height": height, "metadata": {"carried": [], "dropped": dropped}}
 
 
 def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None, codec: str) -> dict[str, Any]:

@@ -96,6 +96,32 @@ class HoleFinder:
         return sum(h.frames for h in self.holes)
 
 
+@dataclass
+class Splices:
+    """Transport streams cut together (`cat a.ts b.ts`) start their clocks again at the join, and a muxer refuses
+    times that go back ("pts < dts"). Each stream's times are moved on past where they stood, so that they keep
+    increasing. Frames come out of the decoder in presentation order and packets in decoding order, so a step back of
+    more than half a frame (or packet) starts a new shift for that stream."""
+
+    last: dict[int, float] = field(default_factory=dict)
+    shift: dict[int, float] = field(default_factory=dict)  # seconds added to each stream's times
+    joins: int = 0  # splices found in the video stream
+
+    def moved(self, stream: int, t: float, step: float, video: bool = False) -> float:
+        """``t`` (seconds) of ``stream`` on the spliced timeline; ``step``: one frame or packet's duration."""
+        shift, last = self.shift.get(stream, 0.0), self.last.get(stream)
+        if last is not None and t + shift < last - max(step / 2, 1e-3):
+            shift = self.shift[stream] = last + step - t
+            self.joins += video
+        self.last[stream] = t + shift if last is None else max(last, t + shift)
+        return t + shift
+
+
+def is_cover_art(stream: av.stream.Stream) -> bool:
+    """A still picture attached to a file (an MP3's or M4A's cover), which demuxes as a one-frame video stream."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
 def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.InputContainer:
     """Open a file path or a binary stream; PyAV and FFmpeg errors become one clear sentence."""
     name = src if isinstance(src, str) else "<stdin>"
@@ -177,11 +203,11 @@ class VideoReader:
                  threads: int = 0, deinterlace: str = "off"):
         self.name = src if isinstance(src, str) else "<stdin>"
         self.container = open_input(src, fmt)
-        videos = self.container.streams.video
+        videos = [s for s in self.container.streams.video if not is_cover_art(s)]
         if not videos:
-            found = sorted({str(s.type) for s in self.container.streams}) or ["no streams"]
+            found = sorted({"cover art" if s.type == "video" else str(s.type) for s in self.container.streams})
             self.container.close()
-            raise VidsrError(f"{self.name}: has no video stream (found: {', '.join(found)})")
+            raise VidsrError(f"{self.name}: has no video stream (found: {', '.join(found or ['no streams'])})")
         self.stream = videos[0]
         cc = self.stream.codec_context
         if threads:
@@ -196,6 +222,7 @@ class VideoReader:
         self.transport = bool(formats & TRANSPORT)
         self.base = first / av.time_base if self.transport and first is not None else 0.0
         self.holes = HoleFinder()
+        self.splices = Splices()
         self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
         self.rotation: int | None = None  # degrees the display matrix turns the pictures; known at the first frame
         self.rotator: FrameFilter | None = None
@@ -218,6 +245,10 @@ class VideoReader:
         if duration is not None and rate:
             frames = min(frames or 1 << 30, int(round(duration * float(rate))))
         self.info = SourceInfo(self.stream.time_base or Fraction(1, 1000), rate, frames, self.copied, self.stream)
+
+    def _spliced(self, stream: int, t: float, step: float, video: bool = False) -> float:
+        """``t`` on the spliced timeline, for transport streams (``Splices``); as it is for other containers."""
+        return self.splices.moved(stream, t, step, video) if self.transport else t
 
     def _offset(self, stream: av.stream.Stream) -> int:
         """Ticks of ``stream`` taken off its timestamps: the cut's start on the input's own timeline."""
@@ -245,12 +276,13 @@ class VideoReader:
                     if packet.pts is None and packet.dts is None:
                         continue  # an empty flush packet
                     tb = packet.time_base or Fraction(1, 1000)
-                    t = float(int(packet.pts if packet.pts is not None else packet.dts or 0) * tb) - self.base
+                    raw = float(int(packet.pts if packet.pts is not None else packet.dts or 0) * tb) - self.base
+                    t = self._spliced(packet.stream.index, raw, float((packet.duration or 0) * tb))
                     self.last_any = max(self.last_any, t + float((packet.duration or 0) * tb))
                     # Without --start, keep everything: AAC's priming packet has a negative timestamp.
                     if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
                         continue
-                    off = self._offset(packet.stream)
+                    off = self._offset(packet.stream) - int(round((t - raw) / tb))
                     if off:
                         packet.pts = None if packet.pts is None else packet.pts - off
                         packet.dts = None if packet.dts is None else packet.dts - off
@@ -258,7 +290,8 @@ class VideoReader:
                     continue
                 frame = item
                 assert frame.pts is not None  # _demuxed numbers frames that come without one
-                t = float(frame.pts * vtb) - self.base
+                raw = float(frame.pts * vtb) - self.base
+                t = self._spliced(self.stream.index, raw, 1 / float(rate), video=True)
                 if t < self.start - 1e-6:
                     continue
                 if end is not None and t >= end - 1e-6:
@@ -270,7 +303,7 @@ class VideoReader:
                 last_t = t
                 if self.holes.see(t):
                     frame.opaque = {AFTER_HOLE: True}  # a recurrent engine's state must not bridge the gap
-                frame.pts -= voff
+                frame.pts -= voff - int(round((t - raw) / vtb))
                 frame.time_base = vtb
                 index += 1
                 yield frame
