@@ -448,3 +448,34 @@ def test_cover_art_is_not_a_video(vidsr, tmp_path):
                     str(tmp_path / "song.mp3")], check=True)
     p = vidsr("upscale", tmp_path / "song.mp3", "-o", tmp_path / "out.mkv", check=1)
     assert b"no video stream (found: audio, cover art)" in p.stderr and b"truncated" not in p.stderr
+
+
+def test_cut_off_and_damaged_inputs_are_errors_or_reported_damage(vidsr, tmp_path):
+    import cv2
+
+    # half a JPEG: OpenCV filled the rest with grey, and the run said nothing
+    cv2.imwrite(str(tmp_path / "full.jpg"), (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "half.jpg").write_bytes(data[: len(data) // 2])
+    p = vidsr("upscale", tmp_path / "half.jpg", "-o", tmp_path / "half.png", "-m", "edsr", check=1)
+    assert b"truncated" in p.stderr and len(p.stderr.splitlines()) == 1
+    # half a TS, stopping inside a packet: 17 of 30 frames and exit 0 before
+    transport_stream(tmp_path / "whole.ts", None)
+    data = (tmp_path / "whole.ts").read_bytes()
+    (tmp_path / "half.ts").write_bytes(data[: len(data) // 2 + 100])
+    p = vidsr("upscale", tmp_path / "half.ts", "-o", tmp_path / "half.mkv", "-m", "edsr", check=1)
+    assert b"truncated" in p.stderr and not (tmp_path / "half.mkv").exists()
+    # flipped bytes in six H.264 packets: their frames are skipped and reported, not the whole job lost
+    clip = make_clip(tmp_path / "clip.mp4", 96, 64, 30, audio=False)
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as c:
+        packets = [(k.pos, k.size) for k in c.demux(video=0) if k.size]
+    for pos, _ in packets[5:11]:
+        for i in range(pos, pos + 3):
+            data[i] ^= 0x5A
+    (tmp_path / "flipped.mp4").write_bytes(bytes(data))
+    r = json.loads(vidsr("upscale", tmp_path / "flipped.mp4", "-o", tmp_path / "f.mkv", "-m", "edsr", "--json",
+                         check=0).stdout)
+    assert r["frames"] + r["frames_lost"] == 30 and r["frames_lost"] > 0 and r["holes"][0]["damaged"]
+    assert vidsr("upscale", tmp_path / "flipped.mp4", "-o", tmp_path / "g.mkv", "-m", "edsr", "--strict",
+                 check=1).stdout == b""

@@ -32,6 +32,18 @@ def is_animated_png(path: str | Path) -> bool:
     return actl != -1 and (idat == -1 or actl < idat)
 
 
+def check_complete(path: str) -> None:
+    """Refuse a JPEG whose data stops before its end-of-image marker (FF D9): OpenCV decodes it with a grey rest
+    and only a warning of libjpeg's."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return
+        f.seek(max(0, Path(path).stat().st_size - 4096))
+        if b"\xff\xd9" not in f.read():
+            raise VidsrError(f"{path}: truncated: the JPEG stops before its end marker (OpenCV would fill the "
+                             "rest with grey)")
+
+
 EIGHT_BIT_ONLY = {".jpg", ".jpeg", ".webp", ".bmp"}  # what OpenCV writes of a 16-bit image there is garbage
 
 
@@ -56,6 +68,7 @@ def upscale_image(src: str, dst: str, upscaler: Upscaler, replace: bool = True) 
                          "upscale videos; for an image use --model auto, edsr or mdsr")
     if not Path(src).is_file():
         raise UsageError(f"{src}: no such file")
+    check_complete(src)
     img = cv2.imread(src, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise VidsrError(f"{src}: not an image OpenCV can read")

@@ -15,7 +15,7 @@ import click
 from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options, processing_options
 from vidsr.errors import UsageError
 from vidsr.files import is_special
-from vidsr.image import is_image, upscale_image
+from vidsr.image import check_complete, is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
 from vidsr.models.engine import Engine
 from vidsr.progress import JsonProgress
@@ -252,6 +252,7 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     codec = a.codec or default_codec(muxer, deep)
     check_output(a.input_path, a.output, codec, a.crf, a.preset, a.pix_fmt, muxer, a.tile, a.quiet)
     if not is_pipe(a.input_path) and is_image(a.input_path):
+        check_complete(a.input_path)  # before any probe reads it (libjpeg warns on stderr for a cut-off one)
         if a.output == "-" or not is_image(a.output):
             raise UsageError("an image INPUT needs an image OUTPUT (.png, .jpg, .bmp, ...)")
         if a.deinterlace != "off" or a.compare or a.temporal_filter == "on":
@@ -303,8 +304,10 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
         click.echo(f"vidsr: note: {a.output} cannot hold: {'; '.join(stats.carried.dropped)}", err=True)
     if not a.quiet:
         for h in stats.holes:
-            click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) missing between {h.after:.2f} s and "
-                       f"{h.before:.2f} s (a hole in the file); --strict makes this an error", err=True)
+            what = "damaged beyond decoding, skipped" if h.damaged else "missing"
+            click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) {what} between {h.after:.2f} s and "
+                       f"{h.before:.2f} s ({'corrupt data' if h.damaged else 'a hole in the file'}); --strict makes "
+                       "this an error", err=True)
     recurrent = {"recurrent": {"latency_frames": 0, "restarts": [{"frame": r.frame, "reason": r.reason}
                                                                   for r in stats.restarts]}} \
         if engine.arch.recurrent else {}
@@ -314,7 +317,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
             "codec": codec, "metadata": stats.carried.as_dict(),
             "temporal_filter": {"mode": a.temporal_filter, "on": steady, "frames_filtered": stats.filtered},
             "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
-                      for h in stats.holes]}
+                    | ({"damaged": True} if h.damaged else {}) for h in stats.holes]}
 
 
 def _report(a: UpscaleArgs, summary: dict[str, Any], why: str) -> None:

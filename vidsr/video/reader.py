@@ -46,6 +46,7 @@ class Hole:
     after: float
     before: float
     frames: int
+    damaged: bool = False  # the decoder refused their packets (flipped bytes), rather than the file lacking them
 
 
 @dataclass
@@ -84,6 +85,13 @@ class HoleFinder:
                 self.interval, self.steady = gap, 1
         self.last = t
         return found
+
+    def damage(self, t: float, frames: int) -> bool:
+        """``frames`` damaged packets were skipped before the frame at ``t``: a hole of their own, and the gap they
+        leave is not judged again from the timestamps."""
+        self.holes.append(Hole(self.last if self.last is not None else t, t, frames, damaged=True))
+        self.pending, self.last = None, t
+        return True
 
     def finish(self) -> None:
         """The stream ended: a gap before its last frame counts as a hole (nothing came to say otherwise)."""
@@ -223,6 +231,7 @@ class VideoReader:
         self.base = first / av.time_base if self.transport and first is not None else 0.0
         self.holes = HoleFinder()
         self.splices = Splices()
+        self.damaged = 0  # video packets the decoder refused, skipped
         self.deinterlacer = Deinterlacer(self.stream, deinterlace) if deinterlace != "off" else None
         self.rotation: int | None = None  # degrees the display matrix turns the pictures; known at the first frame
         self.rotator: FrameFilter | None = None
@@ -266,7 +275,7 @@ class VideoReader:
         end = self.start + self.duration if self.duration is not None else None
         vtb = self.stream.time_base or Fraction(1, 1000)
         voff = self._offset(self.stream)
-        index, last_t = 0, 0.0
+        index, last_t, counted = 0, 0.0, 0
         self.last_any = 0.0  # the latest time any demuxed stream reached
         rate = self.info.rate or Fraction(25)
         try:
@@ -301,7 +310,8 @@ class VideoReader:
                                          f"{gap}; give a longer --duration")
                     break
                 last_t = t
-                if self.holes.see(t):
+                lost, counted = self.damaged - counted, self.damaged
+                if self.holes.damage(t, lost) if lost else self.holes.see(t):
                     frame.opaque = {AFTER_HOLE: True}  # a recurrent engine's state must not bridge the gap
                 frame.pts -= voff - int(round((t - raw) / vtb))
                 frame.time_base = vtb
@@ -336,10 +346,18 @@ class VideoReader:
         for packet in self.container.demux([self.stream, *self.copied]):
             if packet.stream.type != "video":
                 yield packet
-            elif self.deinterlacer is None:
-                yield from self._upright(numbered(_video_frames(packet.decode())))
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                # A damaged packet (flipped bytes) costs its own frames, not the run: the decoder conceals what it
+                # can from the next, and the frames missing show as a hole (frames_lost), as ffmpeg skips them.
+                self.damaged += 1
+                continue
+            if self.deinterlacer is None:
+                yield from self._upright(numbered(_video_frames(frames)))
             else:
-                yield from self._upright(self.deinterlacer(numbered(_video_frames(packet.decode()))))
+                yield from self._upright(self.deinterlacer(numbered(_video_frames(frames))))
         if self.deinterlacer is not None:
             yield from self._upright(self.deinterlacer.flush())
         if self.rotator is not None:
@@ -360,6 +378,11 @@ class VideoReader:
         """FFmpeg decodes a cut-off file without complaint; compare what we got with what the header promised."""
         if end is not None:
             return
+        if "mpegts" in self.container.format.name and os.path.isfile(self.name):
+            size = os.path.getsize(self.name)
+            if size % 188 and size % 192:  # TS packets are 188 bytes (192 in M2TS): it stops inside one
+                raise VidsrError(f"{self.name}: truncated: it stops inside a transport packet ({size} bytes), "
+                                 f"after {frames} frames")
         frame_time = 1 / float(rate) if rate else 0.04
         got = last_t + frame_time
         slack = max(0.5, 3 * frame_time)
