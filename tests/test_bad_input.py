@@ -479,3 +479,10 @@ def test_cut_off_and_damaged_inputs_are_errors_or_reported_damage(vidsr, tmp_pat
     assert r["frames"] + r["frames_lost"] == 30 and r["frames_lost"] > 0 and r["holes"][0]["damaged"]
     assert vidsr("upscale", tmp_path / "flipped.mp4", "-o", tmp_path / "g.mkv", "-m", "edsr", "--strict",
                  check=1).stdout == b""
+
+
+def test_a_muxer_refusal_names_the_output_not_the_partial(vidsr, tmp_path):
+    src = make_clip(tmp_path / "dup.mkv", pts=[0, 40, 80, 80, 120, 160, 200, 240], audio=False)
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mp4", "-m", "edsr", check=1)
+    assert b"out.mp4: mp4 refused a video packet" in p.stderr and b"partial" not in p.stderr
+    assert len(p.stderr.splitlines()) == 1 and not list(tmp_path.glob(".out*"))

@@ -39,6 +39,7 @@ class VideoWriter:
         self.carried = Carried()
         # Messages name the output the user asked for, not the hidden partial it is written to first.
         name = display or (dst if isinstance(dst, str) else "<stdout>")
+        self.name = name
         try:
             self.container = av.open(dst, mode="w", format=fmt)
         except ValueError as e:
@@ -116,20 +117,33 @@ class VideoWriter:
         frame.color_range, frame.colorspace = t.range, t.matrix
         frame.color_primaries, frame.color_trc = t.primaries, t.transfer
         for packet in self.video.encode(frame):
-            self.container.mux(packet)
+            self._mux(packet)
 
     def write_packet(self, packet: av.Packet) -> None:
         out = self.copies.get(packet.stream.index)
         if out is None:
             return
         packet.stream = out
-        self.container.mux(packet)
+        self._mux(packet)
 
     def close(self) -> None:
         """Flush the encoder and finish the container (writes the index/trailer)."""
         for packet in self.video.encode(None):
-            self.container.mux(packet)
+            self._mux(packet)
         self.container.close()
+
+    def _mux(self, packet: av.Packet) -> None:
+        """Mux ``packet``; FFmpeg's refusal names the hidden partial and an errno: ours names the output and why."""
+        try:
+            self.container.mux(packet)
+        except av.error.FFmpegError as e:
+            kind = packet.stream.type
+            t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+            at = f" at {t:.3f} s" if t is not None else ""
+            why = e.strerror or e
+            raise VidsrError(f"{self.name}: {self.container.format.name} refused a {kind} packet{at} ({why}): the "
+                             f"input's {kind} timestamps repeat or go back (damaged?), or the container cannot hold "
+                             f"this {kind}") from None
 
     def abort(self) -> None:
         try:
