@@ -486,3 +486,14 @@ def test_a_muxer_refusal_names_the_output_not_the_partial(vidsr, tmp_path):
     p = vidsr("upscale", src, "-o", tmp_path / "out.mp4", "-m", "edsr", check=1)
     assert b"out.mp4: mp4 refused a video packet" in p.stderr and b"partial" not in p.stderr
     assert len(p.stderr.splitlines()) == 1 and not list(tmp_path.glob(".out*"))
+
+
+def test_a_legal_long_output_name_works_and_its_partials_are_swept(vidsr, tmp_path):
+    from vidsr.files import is_partial_of, partial_glob
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    out = tmp_path / ("n" * 246 + ".mkv")  # 250 bytes: legal, though its partial's name would not be
+    vidsr("upscale", src, "-o", out, "-m", "edsr", check=0)
+    assert out.is_file() and not list(tmp_path.glob(partial_glob(out)))
+    stale = tmp_path / f".{'n' * 233}.abcd1234.partial.mkv"  # the longest a partial's name can be
+    assert is_partial_of(stale, out) and len(stale.name) == 255

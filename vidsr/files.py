@@ -119,16 +119,27 @@ def _place_new(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
+NAME_MAX = 255  # bytes in one file name on Linux's filesystems
+
+
+def partial_stem(final: Path) -> str:
+    """The output's stem as its partials carry it: cut short where the partial's longer name (a dot, 8 random
+    characters and ``.partial``) would pass NAME_MAX, so that a legal 250-byte output name still works."""
+    room = NAME_MAX - len(f"..12345678{PARTIAL}{final.suffix}".encode())
+    stem = final.stem.encode()
+    return final.stem if len(stem) <= room else stem[:room].decode(errors="ignore")
+
+
 def partial_glob(final: Path) -> str:
     """The glob that matches every partial of ``final`` (in its folder); the name's own glob characters
     (``cam[1].mp4``) are escaped."""
-    return f".{glob.escape(final.stem)}.*{PARTIAL}{glob.escape(final.suffix)}"
+    return f".{glob.escape(partial_stem(final))}.*{PARTIAL}{glob.escape(final.suffix)}"
 
 
 def is_partial_of(path: Path, final: Path) -> bool:
     """Whether ``path`` is named as ``output_file`` names the partials of ``final`` (mkstemp's 8 random characters
     between the name and ``.partial``), so that a user's own file that merely fits the glob is never swept."""
-    pattern = rf"\.{re.escape(final.stem)}\.[a-z0-9_]{{8}}{re.escape(PARTIAL)}{re.escape(final.suffix)}"
+    pattern = rf"\.{re.escape(partial_stem(final))}\.[a-z0-9_]{{8}}{re.escape(PARTIAL)}{re.escape(final.suffix)}"
     return re.fullmatch(pattern, path.name) is not None
 
 
@@ -178,7 +189,8 @@ def output_file(final: str | Path, replace: bool = True, keep: tuple[str | Path,
                          "place, which would replace it; to write into it use -o - with --format and redirect")
     sweep_partials(final, keep)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{PARTIAL}{final.suffix}", dir=final.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{partial_stem(final)}.", suffix=f"{PARTIAL}{final.suffix}",
+                                    dir=final.parent)
     except PermissionError:
         raise UsageError(f"{final.parent}: the output folder is not writable") from None
     tmp = Path(name)
