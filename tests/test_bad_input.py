@@ -497,3 +497,10 @@ def test_a_legal_long_output_name_works_and_its_partials_are_swept(vidsr, tmp_pa
     assert out.is_file() and not list(tmp_path.glob(partial_glob(out)))
     stale = tmp_path / f".{'n' * 233}.abcd1234.partial.mkv"  # the longest a partial's name can be
     assert is_partial_of(stale, out) and len(stale.name) == 255
+
+
+def test_an_mp4_with_its_index_at_the_end_on_a_pipe_says_why(vidsr, tmp_path):
+    src = make_clip(tmp_path / "tail.mp4", 320, 180, 200)  # PyAV writes the moov box at the end
+    p = vidsr("upscale", "-", "-o", tmp_path / "out.mkv", "-m", "edsr", "--duration", "0.2",
+              input=src.read_bytes(), check=1)
+    assert b"faststart" in p.stderr and b"corrupt" not in p.stderr and len(p.stderr.splitlines()) == 1

@@ -209,7 +209,9 @@ class VideoReader:
     def __init__(self, src: str | BinaryIO, fmt: str | None = None, start: float = 0.0,
                  duration: float | None = None, copy_audio: bool = True, copy_subtitles: bool = True,
                  threads: int = 0, deinterlace: str = "off"):
-        self.name = src if isinstance(src, str) else "<stdin>"
+        self.name = src if isinstance(src, str) else getattr(src, "name", "<stdin>")
+        self.name = self.name if isinstance(self.name, str) else "<stdin>"
+        self.piped = not isinstance(src, str)
         self.container = open_input(src, fmt)
         videos = [s for s in self.container.streams.video if not is_cover_art(s)]
         if not videos:
@@ -318,6 +320,10 @@ class VideoReader:
                 index += 1
                 yield frame
         except av.error.InvalidDataError as e:
+            if index == 0 and self.piped and "mp4" in self.container.format.name:
+                raise VidsrError(f"{self.name}: an MP4 on a pipe needs its index (moov) before the media, and this "
+                                 "one has it at the end: remux it with ffmpeg -movflags +faststart, or send "
+                                 "Matroska or MPEG-TS") from None
             raise VidsrError(f"{self.name}: corrupt or truncated data after {index} frames ({e})") from None
         if index == 0 and self.start:
             length = self.declared_end or self.container_end
