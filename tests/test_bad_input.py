@@ -504,3 +504,5 @@ def test_an_mp4_with_its_index_at_the_end_on_a_pipe_says_why(vidsr, tmp_path):
     p = vidsr("upscale", "-", "-o", tmp_path / "out.mkv", "-m", "edsr", "--duration", "0.2",
               input=src.read_bytes(), check=1)
     assert b"faststart" in p.stderr and b"corrupt" not in p.stderr and len(p.stderr.splitlines()) == 1
+    p = vidsr("upscale", src, "-o", tmp_path / "y.mkv", "-m", "edsr", "--input-format", "y4m", check=2)
+    assert b"not readable as --input-format" in p.stderr and b"returned 22" not in p.stderr

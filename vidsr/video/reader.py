@@ -149,6 +149,9 @@ def open_input(src: str | BinaryIO, fmt: str | None = None) -> av.container.Inpu
     except av.error.EOFError:
         raise VidsrError(f"{name}: empty or truncated before any stream header") from None
     except (av.error.FFmpegError, ValueError) as e:
+        if fmt:  # the format named does not read this input
+            raise UsageError(f"{name}: not readable as --input-format {fmt} ({getattr(e, 'strerror', None) or e}); "
+                             "leave --input-format out for a file, FFmpeg tells its format itself") from None
         raise VidsrError(f"{name}: cannot open: {e}") from None
 
 
