@@ -94,6 +94,23 @@ def test_the_upscale_job_runs_a_recurrent_engine(api, clip, tmp_path):
     assert probe(out)["frames"] == 12
 
 
+def test_options_the_cli_would_refuse_are_refused_before_the_job_is_queued(api, clip):
+    # Each was accepted with 202 and failed later (crf 99 even ran, clamped to 51): now 400 with the CLI's words.
+    from vidsr.video.nvenc import nvenc_error
+
+    media = upload(api, clip).json()
+    before = len(api.get("/api/jobs").json())
+    cases = [({"crf": 99}, "crf"), ({"duration": "0"}, "--duration must be positive"), ({"tile": -3}, "tile"),
+             ({"model": "nosuchnet"}, "unknown model"), ({"model": "srcnn-tiny-x2", "scale": 3}, "no x3 engine"),
+             ({"start": "NaN"}, "bad time"), ({"runtime": "quantum"}, "runtime")]
+    if nvenc_error("h264_nvenc"):  # a machine where NVENC does not open
+        cases.append(({"codec": "h264_nvenc"}, "NVENC"))
+    for options, words in cases:
+        r = api.post("/api/jobs", json={"media": media["id"], "action": "upscale"} | options)
+        assert r.status_code == 400 and words in r.json()["error"], (options, r.status_code, r.text)
+    assert len(api.get("/api/jobs").json()) == before
+
+
 def test_every_upscale_option_the_web_takes_is_a_flag_of_vidsr_upscale():
     from vidsr.commands.upscale import upscale
     from vidsr.web.options import UPSCALE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ def parse_time(value: str | None) -> float | None:
     seconds = 0.0
     for p in parts:
         seconds = seconds * 60 + p
+    if not math.isfinite(seconds):
+        raise UsageError(f"bad time {value!r}; use seconds or HH:MM:SS")
     if seconds < 0:
         raise UsageError(f"bad time {value!r}: negative")
     return seconds

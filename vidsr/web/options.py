@@ -99,6 +99,7 @@ def _defaults(action: str, options: dict[str, Any], media: Media) -> dict[str, A
         options.setdefault("format", "png" if media.kind == "image" else "mp4")
         if options["format"] not in out:
             raise BadRequest(f"format for {media.kind} output must be one of {', '.join(out)}")
+        check_upscale(options, media)
     elif action == "cut":
         options.setdefault("start", 0.0)
         options.setdefault("duration", 30.0)
@@ -114,6 +115,46 @@ def _defaults(action: str, options: dict[str, Any], media: Media) -> dict[str, A
         if not 0 < options["fps"] <= 240:
             raise BadRequest("fps must be more than 0 and at most 240")
     return options
+
+
+def check_upscale(options: dict[str, Any], media: Media) -> None:
+    """The checks ``vidsr upscale`` makes before it starts, with its words: option ranges and choices (click's own
+    types, from the command's parameters), times, the engine for the model and scale, and the encoder's options.
+    A job the child would refuse is refused here, with 400, before it is queued."""
+    import click
+
+    from vidsr.commands.upscale import parse_time, upscale
+    from vidsr.errors import UsageError, VidsrError
+    from vidsr.models.engine import find_engine
+    from vidsr.video.formats import container, default_codec
+    from vidsr.video.nvenc import NVENC, nvenc_error
+    from vidsr.video.options import check_encode
+
+    params = {p.name: p for p in upscale.params}
+    ctx = click.Context(upscale)
+    for name, value in options.items():
+        param = params.get(name)
+        if param is None or isinstance(value, bool) or name == "scale":
+            continue
+        try:
+            param.type.convert(value, param, ctx)
+        except click.BadParameter as e:
+            raise BadRequest(f"{name}: {e.format_message()}") from None
+    try:
+        duration = parse_time(options.get("duration"))
+        parse_time(options.get("start"))
+        if duration is not None and duration <= 0:
+            raise UsageError("--duration must be positive")
+        find_engine(options.get("model", "auto"), options["scale"])
+        if media.kind == "video":
+            muxer = container(options["format"])
+            codec = options.get("codec") or default_codec(muxer)
+            check_encode(codec, options.get("crf", 18), options.get("preset", "medium"), options.get("pix_fmt"),
+                         muxer)
+            if codec in NVENC and (why := nvenc_error(codec)):
+                raise UsageError(f"--codec {codec}: this machine's NVENC does not open ({why})")
+    except (UsageError, VidsrError) as e:
+        raise BadRequest(str(e)) from None
 
 
 def command_args(action: str, options: dict[str, Any], src: Path, work: Path, media: Media,
