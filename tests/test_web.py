@@ -111,6 +111,22 @@ def test_options_the_cli_would_refuse_are_refused_before_the_job_is_queued(api, 
     assert len(api.get("/api/jobs").json()) == before
 
 
+def test_an_image_upscales_to_jpeg(api, tmp_path):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8))
+    media = upload(api, photo).json()
+    assert media["kind"] == "image"
+    job = wait_job(api, api.post("/api/jobs", json={"media": media["id"], "action": "upscale",
+                                                    "model": "edsr-tiny-x2", "format": "jpg"}).json()["id"])
+    assert job["state"] == "done", job["error"]  # it failed: "its output did not read back"
+    result = api.get(f"/api/media/{job['result']}").json()
+    assert result["kind"] == "image" and result["info"]["width"] == 64
+    assert api.get(f"/api/media/{result['id']}/thumbnail").status_code == 200
+
+
 def test_every_upscale_option_the_web_takes_is_a_flag_of_vidsr_upscale():
     from vidsr.commands.upscale import upscale
     from vidsr.web.options import UPSCALE

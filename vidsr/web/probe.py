@@ -130,18 +130,19 @@ def playable(suffix: str, streams: list[dict[str, Any]]) -> bool:
 
 def frame_at(path: Path, seconds: float = 0.0) -> np.ndarray:
     """The RGB frame shown at ``seconds`` (the first one at or after it; the last if the file ends first)."""
-    with av.open(str(path)) as c:
-        video = c.streams.video[0]  # one thread: a single frame needs no more, and frame threads can hang at close
-        if seconds > 0 and video.time_base:
-            c.seek(int(seconds / video.time_base), stream=video, backward=True)
-        chosen = None
-        for frame in c.decode(video):
-            chosen = frame
-            if frame.time is None or frame.time + 1e-6 >= seconds:
-                break
-        if chosen is None:
-            raise NotMedia("no frame decodes")
-        return chosen.to_ndarray(format="rgb24")
+    for seek in (True, False):  # a seek in a single image (image2: a JPEG) finds nothing after it: read from 0
+        with av.open(str(path)) as c:
+            video = c.streams.video[0]  # one thread: a single frame needs no more; frame threads can hang at close
+            if seek and seconds > 0 and video.time_base and int(seconds / video.time_base) > 0:
+                c.seek(int(seconds / video.time_base), stream=video, backward=True)
+            chosen = None
+            for frame in c.decode(video):
+                chosen = frame
+                if frame.time is None or frame.time + 1e-6 >= seconds:
+                    break
+            if chosen is not None:
+                return chosen.to_ndarray(format="rgb24")
+    raise NotMedia("no frame decodes")
 
 
 def write_thumbnail(path: Path, dst: Path, duration: float | None) -> None:
