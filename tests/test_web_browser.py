@@ -52,6 +52,8 @@ def test_upload_convert_play_compare_download_delete(page, tmp_path):
     assert page.locator("[data-testid=upload].done").count() == 1
 
     card.locator('[data-act="convert"]').click()
+    models = page.locator("select[name=model] option").evaluate_all("os => os.map(o => o.value)")
+    assert len(models) == len(set(models)) and "rvsr" in models  # mdsr and vdsr were listed twice
     page.select_option("select[name=model]", "edsr-tiny-x2")
     page.locator("[data-testid=start]").click()
     row = page.locator("tr[data-testid=job]", has_text="upscale")

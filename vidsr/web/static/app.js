@@ -122,7 +122,7 @@ async function convertForm(m) {
   const select = (name, values, selected) => el("select", { name }, ...values.map(([v, t]) => el("option", { value: v, selected: v === selected }, t)));
   const layouts = {
     upscale: () => [["Model", select("model", [["auto", "auto (best measured)"], ...families.map((f) => [f, f]),
-        ...state.models.engines.map((e) => [e.id, e.id])], "auto")],
+        ...state.models.engines.filter((e) => !families.includes(e.id)).map((e) => [e.id, e.id])], "auto")],
       ["Scale", select("scale", [["2", "×2"], ["3", "×3"], ["4", "×4"]], "2")],
       ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "compressed"], ["heavy", "heavily compressed / noisy (CCTV)"]], "auto")],
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
