@@ -69,7 +69,8 @@ def test_upload_upscale_download_with_range_and_events(server, api, clip, tmp_pa
     assert running, "no progress event was pushed while the job ran"
 
     result = api.get(f"/api/media/{job['result']}").json()
-    assert result["source"] == media["id"] and result["name"] == "clip-x2.mp4"
+    # named by what made it: the engine that ran and the options that change the picture
+    assert result["source"] == media["id"] and result["name"] == "clip-x2-edsr-tiny-x2-filteron.mp4"
     whole = api.get(result["urls"]["file"])
     assert whole.status_code == 200 and len(whole.content) == result["size"]
     assert "attachment" in whole.headers["content-disposition"]
@@ -102,7 +103,8 @@ def test_options_the_cli_would_refuse_are_refused_before_the_job_is_queued(api, 
     before = len(api.get("/api/jobs").json())
     cases = [({"crf": 99}, "crf"), ({"duration": "0"}, "--duration must be positive"), ({"tile": -3}, "tile"),
              ({"model": "nosuchnet"}, "unknown model"), ({"model": "srcnn-tiny-x2", "scale": 3}, "no x3 engine"),
-             ({"start": "NaN"}, "bad time"), ({"runtime": "quantum"}, "runtime")]
+             ({"start": "NaN"}, "bad time"), ({"runtime": "quantum"}, "runtime"),
+             ({"codec": "ffv1"}, "MKV")]  # FFV1 went into .mp4
     if nvenc_error("h264_nvenc"):  # a machine where NVENC does not open
         cases.append(({"codec": "h264_nvenc"}, "NVENC"))
     for options, words in cases:

@@ -67,7 +67,7 @@ def test_upload_convert_play_compare_download_delete(page, tmp_path):
     page.wait_for_function("() => document.querySelector('[data-testid=player]').currentTime > 0.2")
     page.keyboard.press("Escape")
 
-    result = page.locator('[data-testid=media][data-name="clip-x2.mp4"]')
+    result = page.locator('[data-testid=media][data-name="clip-x2-edsr-tiny-x2.mp4"]')
     result.locator('[data-act="compare"]').click()
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=compare] img')]"
                            ".every(i => i.complete && i.naturalWidth > 0)")
@@ -80,7 +80,7 @@ def test_upload_convert_play_compare_download_delete(page, tmp_path):
         result.locator('[data-act="download"]').click()
     saved = tmp_path / "downloaded.mp4"
     download.value.save_as(saved)
-    assert download.value.suggested_filename == "clip-x2.mp4"
+    assert download.value.suggested_filename == "clip-x2-edsr-tiny-x2.mp4"
     got = probe(saved)
     assert got["frames"] == 12 and (got["width"], got["height"]) == (128, 96)
 

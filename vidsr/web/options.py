@@ -99,6 +99,8 @@ def _defaults(action: str, options: dict[str, Any], media: Media) -> dict[str, A
         options.setdefault("format", "png" if media.kind == "image" else "mp4")
         if options["format"] not in out:
             raise BadRequest(f"format for {media.kind} output must be one of {', '.join(out)}")
+        if options.get("codec") == "ffv1" and options["format"] not in ("mkv", "matroska"):
+            raise BadRequest("codec ffv1 (lossless) goes in MKV: choose the MKV container")
         check_upscale(options, media)
     elif action == "cut":
         options.setdefault("start", 0.0)
@@ -155,6 +157,21 @@ def check_upscale(options: dict[str, Any], media: Media) -> None:
                 raise UsageError(f"--codec {codec}: this machine's NVENC does not open ({why})")
     except (UsageError, VidsrError) as e:
         raise BadRequest(str(e)) from None
+
+
+def result_name(name: str, action: str, options: dict[str, Any], report: dict[str, Any]) -> str:
+    """An upscale's result named by what made it: the engine that ran (auto's pick, from the child's report) and
+    the options that change the picture, so that three runs of one clip are told apart (they were all
+    ``clip-x2.mp4``)."""
+    if action != "upscale" or "model" not in report:
+        return name
+    stem, suffix = name.rsplit(".", 1) if "." in name else (name, "")
+    parts = [stem, str(report["model"])]
+    defaults = {"crf": 18, "temporal_filter": "auto"}  # vidsr upscale's: left out of the name
+    for key, label in (("start", "from"), ("duration", "for"), ("crf", "crf"), ("temporal_filter", "filter")):
+        if key in options and options[key] != defaults.get(key):
+            parts.append(f"{label}{options[key]}" + ("s" if key in ("start", "duration") else ""))
+    return "-".join(parts) + (f".{suffix}" if suffix else "")
 
 
 def command_args(action: str, options: dict[str, Any], src: Path, work: Path, media: Media,

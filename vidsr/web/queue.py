@@ -24,7 +24,7 @@ from vidsr.batch.runner import die_with_parent, last_report
 from vidsr.runtime.cpu import default_threads
 from vidsr.web.db import FINAL_STATES, Database, Job, Media, new_id
 from vidsr.web.library import COPY, Library, NotMediaError
-from vidsr.web.options import JobRequest, command_args
+from vidsr.web.options import JobRequest, command_args, result_name
 
 MAX_ATTEMPTS = 3
 PUBLISH_EVERY_S = 0.4
@@ -138,7 +138,7 @@ class JobQueue:
             elif code != 0 or not output.is_file():
                 self._finish(job, "failed", error=report.get("error") or last_err or f"exit status {code}")
             else:
-                self._store(job, media, output, name, report)
+                self._store(job, media, output, result_name(name, job.action, job.options, report), report)
         except FileNotFoundError:
             self._finish(job, "failed", error="its media file is missing")
         finally:

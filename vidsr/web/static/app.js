@@ -127,7 +127,7 @@ async function convertForm(m) {
       ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "compressed"], ["heavy", "heavily compressed / noisy (CCTV)"]], "auto")],
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
       ["Self-ensemble", el("label", {}, input("ensemble", { type: "checkbox" }), " 8 flips and turns: a little better, 8× slower")],
-      ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264; NVENC on a GPU)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"], ["h264_nvenc", "H.264 NVENC (NVIDIA GPU)"], ["hevc_nvenc", "HEVC NVENC (NVIDIA GPU)"]], "")],
+      ...(m.kind === "video" ? [["Codec", select("codec", [["", "default (H.264; HEVC for 10-bit or HDR sources; NVENC on a GPU)"], ["libx264", "H.264"], ["libx265", "HEVC"], ["ffv1", "FFV1 (lossless, MKV)"], ["h264_nvenc", "H.264 NVENC (NVIDIA GPU)"], ["hevc_nvenc", "HEVC NVENC (NVIDIA GPU)"]], "")],
         ["Temporal filter", select("temporal_filter", [["auto", "auto (on for compressed / noisy input)"], ["on", "on"], ["off", "off (the network alone)"]], "auto")],
         ["Quality (CRF)", input("crf", { type: "number", min: 0, max: 51, value: 18 })],
         ["Container", select("format", [["mp4", "MP4 (plays in the browser)"], ["mkv", "MKV"]], "mp4")],
@@ -141,6 +141,10 @@ async function convertForm(m) {
   };
   const draw = () => fields.replaceChildren(...layouts[action.value]().flatMap(([label, node]) => [el("label", {}, label), node]));
   action.addEventListener("change", draw);
+  // FFV1 goes in MKV: choosing it picks the MKV container (it was written into .mp4).
+  fields.addEventListener("change", (e) => {
+    if (e.target.name === "codec" && e.target.value === "ffv1") form.querySelector("select[name=format]").value = "mkv";
+  });
   draw();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
