@@ -13,9 +13,7 @@ Without a [degradation] table the LR frames are MATLAB bicubic, lossless: the cl
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +22,12 @@ import numpy as np
 
 from vidsr.degradation.apply import add_noise, downscale, encode_decode, even_crop
 from vidsr.degradation.spec import Degradation, DegradationRanges
-from vidsr.files import atomic_path
 from vidsr.hashing import sha256_bytes, sha256_file
 from vidsr.quality.images import read_rgb
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import rgb_to_y
 from vidsr.quality.sequences import frame_files
-from vidsr.train.data import dihedral
+from vidsr.train.data import dihedral, load_variants, map_variants, save_variants
 
 
 def sequence_folders(roots: list[Path]) -> list[Path]:
@@ -130,29 +127,16 @@ def load_clips(folders: list[Path], scale: int, ranges: DegradationRanges | None
     key = sha256_bytes(facts.encode())
     cache = cache_dir / f"clips-{key[:24]}.npz" if cache_dir else None
     if cache and cache.is_file():
-        with np.load(cache) as z:
-            n, m = int(z["n"]), int(z["m"])
-            return ClipSet(scale, [z[f"lr{i}"] for i in range(n)], [z[f"flow{i}"] for i in range(n)],
-                           [z[f"hr{j}"] for j in range(m)], [int(v) for v in z["hr_index"]])
+        lists, hr, index = load_variants(cache, ("lr", "flow"))
+        return ClipSet(scale, lists["lr"], lists["flow"], hr, index)
     hr = [w for folder in folders for w in _windows(folder, window, max_windows, max_side, scale)]
     log(f"clips: {len(hr)} windows of {window} frames from {len(folders)} sequences, x{scale}, "
         f"{variants} variants each")
-    clips = ClipSet(scale, [], [], hr, [])
     jobs = [(i, w, scale, ranges, seed, variants) for i, w in enumerate(hr)]
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        for i, found in enumerate(pool.map(_variants, jobs, chunksize=2)):
-            for lr, flow in found:
-                clips.lr.append(lr)
-                clips.flow.append(flow)
-                clips.hr_index.append(i)
-            if i % 20 == 0:
-                log(f"clips: degraded {i + 1}/{len(hr)} windows")
+    lists, index = map_variants(_variants, jobs, ("lr", "flow"), log, "clips: degraded windows", 20, workers, 2)
+    clips = ClipSet(scale, lists["lr"], lists["flow"], hr, index)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"lr{i}": a for i, a in enumerate(clips.lr)} | {f"flow{i}": a for i, a in enumerate(clips.flow)}
-        arrays |= {f"hr{j}": a for j, a in enumerate(clips.hr)}
-        with atomic_path(cache) as tmp:
-            np.savez(tmp, n=len(clips.lr), m=len(clips.hr), hr_index=np.array(clips.hr_index), **arrays)  # type: ignore[arg-type]
+        save_variants(cache, {"lr": clips.lr, "flow": clips.flow}, clips.hr, clips.hr_index)
     return clips
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -134,6 +135,45 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
         with atomic_path(cache) as tmp:
             np.savez(tmp, n=len(lr), m=len(hr), hr_index=np.array(index), **arrays)  # type: ignore[arg-type]
     return pairs
+
+
+def map_variants(fn: Callable[[Any], list[tuple]], jobs: list[Any], names: tuple[str, ...], log: Callable[[str], None],
+                 label: str, every: int, workers: int = 0, chunksize: int = 4) -> tuple[dict[str, list[np.ndarray]],
+                                                                                       list[int]]:
+    """``fn`` on every job, on every core: each job gives a list of variants, each variant a tuple of arrays named
+    ``names``. Returns the lists by name and, for each variant, the index of the job it came from."""
+    lists: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    index: list[int] = []
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        for i, found in enumerate(pool.map(fn, jobs, chunksize=chunksize)):
+            for variant in found:
+                for name, a in zip(names, variant):
+                    lists[name].append(a)
+                index.append(i)
+            if i % every == 0:
+                log(f"{label}: {i + 1}/{len(jobs)}")
+    return lists, index
+
+
+def save_variants(path: Path, variants: dict[str, list[np.ndarray]], hr: list[np.ndarray],
+                  hr_index: list[int]) -> None:
+    """A degraded set's cache: each list of ``variants`` (lr, flow, ...; one entry per variant) and the HR originals
+    they index (``hr_index``), as one npz written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{name}{i}": a for name, items in variants.items() for i, a in enumerate(items)}
+    arrays |= {f"hr{j}": a for j, a in enumerate(hr)}
+    n = len(next(iter(variants.values())))
+    with atomic_path(path) as tmp:
+        np.savez(tmp, n=n, m=len(hr), hr_index=np.array(hr_index), **arrays)  # type: ignore[arg-type]
+
+
+def load_variants(path: Path, names: tuple[str, ...]) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray],
+                                                                list[int]]:
+    """What ``save_variants`` wrote: the lists named, the HR originals and the index into them."""
+    with np.load(path) as z:
+        n, m = int(z["n"]), int(z["m"])
+        return ({name: [z[f"{name}{i}"] for i in range(n)] for name in names}, [z[f"hr{j}"] for j in range(m)],
+                [int(v) for v in z["hr_index"]])
 
 
 def usable_images(files: list[Path], scale: int, hr_scales: tuple[float, ...]) -> list[tuple[int, int, np.ndarray]]:

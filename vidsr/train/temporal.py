@@ -15,9 +15,7 @@ that crawls or flickers gets wrong. W is applied to output and original alike, s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +25,17 @@ import torch.nn.functional as F
 
 from vidsr.degradation.apply import degrade_pair
 from vidsr.degradation.spec import DegradationRanges
-from vidsr.files import atomic_path
-from vidsr.train.data import data_hash, dihedral, scales_key, to_nchw, usable_images, variant_rng
+from vidsr.train.data import (
+    data_hash,
+    dihedral,
+    load_variants,
+    map_variants,
+    save_variants,
+    scales_key,
+    to_nchw,
+    usable_images,
+    variant_rng,
+)
 
 SUPPORT = 2  # bicubic reaches two pixels: a warped pixel whose source lies closer to the patch's edge is masked
 
@@ -84,32 +91,15 @@ def load_frame_pairs(files: list[Path], scale: int, ranges: DegradationRanges, s
     cache = cache_dir / f"framepairs-{key}.npz" if cache_dir else None
     names = ("lr", "lr_prev", "hr_prev", "warp")
     if cache and cache.is_file():
-        with np.load(cache) as z:
-            n, m = int(z["n"]), int(z["m"])
-            lists = {name: [z[f"{name}{j}"] for j in range(n)] for name in names}
-            return FramePairs(scale, hr=[z[f"hr{j}"] for j in range(m)], hr_index=[int(v) for v in z["hr_index"]],
-                              **lists)
+        lists, hr, index = load_variants(cache, names)
+        return FramePairs(scale, hr=hr, hr_index=index, **lists)
     images = usable_images(files, scale, hr_scales)
-    pairs = FramePairs(scale, [], [], [], [], [], [])
     jobs = [(i, k, img, scale, ranges, seed) for i, k, img in images]
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        for n, ((_, _, img), found) in enumerate(zip(images, pool.map(_variants, jobs, chunksize=4))):
-            pairs.hr.append(img)
-            for lr, lr_prev, hr_prev, warp in found:
-                pairs.lr.append(lr)
-                pairs.lr_prev.append(lr_prev)
-                pairs.hr_prev.append(hr_prev)
-                pairs.warp.append(warp)
-                pairs.hr_index.append(n)
-            if n % 100 == 0:
-                log(f"frame pairs: {n + 1}/{len(images)} images x{scale} ({ranges.variants} variants each)")
+    lists, index = map_variants(_variants, jobs, names, log, f"frame pairs x{scale} ({ranges.variants} variants of "
+                                f"each image)", 100, workers)
+    pairs = FramePairs(scale, hr=[img for _, _, img in images], hr_index=index, **lists)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"{name}{j}": a for name in names for j, a in enumerate(getattr(pairs, name))}
-        arrays |= {f"hr{j}": a for j, a in enumerate(pairs.hr)}
-        with atomic_path(cache) as tmp:
-            np.savez(tmp, n=len(pairs.lr), m=len(pairs.hr), hr_index=np.array(pairs.hr_index),
-                     **arrays)
+        save_variants(cache, {name: getattr(pairs, name) for name in names}, pairs.hr, pairs.hr_index)
     return pairs
 
 
