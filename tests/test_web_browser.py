@@ -118,3 +118,29 @@ def test_a_running_job_shows_progress(page, tmp_path):
     shot(page, "web-running.png")
     row.get_by_role("button", name="Cancel").click()
     row.locator("[data-testid=job-state]", has_text="cancelled").wait_for()
+
+
+def test_a_phone_wide_page_with_jobs_does_not_scroll_sideways_and_the_picker_takes_tab(page, tmp_path):
+    # At 390 px the jobs table made the page 742 px wide, and "choose files" (a hidden input) was out of tab order.
+    clip = make_clip(tmp_path / "clip.mkv", 64, 48, 4)
+    page.set_input_files("[data-testid=picker]", str(clip))
+    card = page.locator('[data-testid=media][data-name="clip.mkv"]')
+    card.wait_for()
+    card.locator('[data-act="convert"]').click()
+    page.select_option("select[name=model]", "edsr-tiny-x2")
+    page.locator("[data-testid=start]").click()
+    page.locator("tr[data-testid=job]", has_text="upscale").locator("[data-testid=job-state]",
+                                                                      has_text="done").wait_for()
+    page.keyboard.press("Escape")
+    page.set_viewport_size({"width": 390, "height": 800})
+    wide = page.evaluate("() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
+                         ".right > 392).map(e => e.tagName + '.' + e.className).slice(0, 8)")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, wide
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    reached = False
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement && document.activeElement.id") == "picker":
+            reached = True
+            break
+    assert reached
