@@ -131,6 +131,9 @@ def test_a_phone_wide_page_with_jobs_does_not_scroll_sideways_and_the_picker_tak
     page.locator("[data-testid=start]").click()
     page.locator("tr[data-testid=job]", has_text="upscale").locator("[data-testid=job-state]",
                                                                       has_text="done").wait_for()
+    # the form remembers what was asked last (it forgot every setting)
+    card.locator('[data-act="convert"]').click()
+    assert page.locator("select[name=model]").input_value() == "edsr-tiny-x2"
     page.keyboard.press("Escape")
     page.set_viewport_size({"width": 390, "height": 800})
     wide = page.evaluate("() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"

@@ -139,7 +139,17 @@ async function convertForm(m) {
     merge: () => [["Frame rate", input("fps", { type: "number", min: 0.1, step: "any", value: m.info.fps || 25 })],
       ["Source's audio", input("audio", { type: "checkbox", checked: true })]],
   };
-  const draw = () => fields.replaceChildren(...layouts[action.value]().flatMap(([label, node]) => [el("label", {}, label), node]));
+  // The form remembers what was last asked for each action (this browser only), except where a clip starts and ends.
+  const remembered = (a) => { try { return JSON.parse(localStorage.getItem(`vidsr.form.${a}`) || "{}"); } catch { return {}; } };
+  const restore = () => {
+    const saved = remembered(action.value);
+    for (const node of fields.querySelectorAll("input, select")) {
+      if (!(node.name in saved) || ["start", "duration"].includes(node.name)) continue;
+      if (node.type === "checkbox") node.checked = Boolean(saved[node.name]);
+      else if (node.tagName !== "SELECT" || [...node.options].some((o) => o.value === String(saved[node.name]))) node.value = saved[node.name];
+    }
+  };
+  const draw = () => { fields.replaceChildren(...layouts[action.value]().flatMap(([label, node]) => [el("label", {}, label), node])); restore(); };
   action.addEventListener("change", draw);
   // FFV1 goes in MKV: choosing it picks the MKV container (it was written into .mp4).
   fields.addEventListener("change", (e) => {
@@ -153,7 +163,11 @@ async function convertForm(m) {
       if (node.type === "checkbox") body[node.name] = node.checked;
       else if (node.value !== "") body[node.name] = node.type === "number" || node.name === "scale" ? Number(node.value) : node.value;
     }
-    try { const job = await api("POST", "/api/jobs", body); state.jobs.set(job.id, job); renderJobs(); $("#dialog").close(); }
+    try {
+      const job = await api("POST", "/api/jobs", body);
+      localStorage.setItem(`vidsr.form.${action.value}`, JSON.stringify(body));
+      state.jobs.set(job.id, job); renderJobs(); $("#dialog").close();
+    }
     catch (err) { message.textContent = err.message; }
   });
   return form;
