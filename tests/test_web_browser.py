@@ -131,6 +131,10 @@ def test_a_phone_wide_page_with_jobs_does_not_scroll_sideways_and_the_picker_tak
     page.locator("[data-testid=start]").click()
     page.locator("tr[data-testid=job]", has_text="upscale").locator("[data-testid=job-state]",
                                                                       has_text="done").wait_for()
+    # finished jobs can be cleared (the list only grew); the result stays in the library
+    page.locator("[data-testid=clear-jobs]").click()
+    page.wait_for_function("() => document.querySelectorAll('tr[data-testid=job]').length === 0")
+    assert page.locator('[data-testid=media][data-name="clip-x2-edsr-tiny-x2.mp4"]').count() == 1
     # the form remembers what was asked last (it forgot every setting)
     card.locator('[data-act="convert"]').click()
     assert page.locator("select[name=model]").input_value() == "edsr-tiny-x2"

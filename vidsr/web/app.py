@@ -270,6 +270,14 @@ async def cancel_job(request: Request) -> Response:
     return JSONResponse(s.queue.cancel(job).as_api())
 
 
+async def clear_jobs(request: Request) -> Response:
+    """``DELETE /api/jobs``: the list of jobs forgets those that have ended (their results stay in the library)."""
+    s = _state(request)
+    cleared = await run_in_threadpool(s.db.clear_finished)
+    s.queue.publish("cleared", {"jobs": cleared})
+    return JSONResponse({"cleared": cleared})
+
+
 async def events(request: Request) -> Response:
     return StreamingResponse(_state(request).events.stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -339,6 +347,7 @@ def create_app(state: State, config: ServeConfig) -> Guard:
         Route(f"/api/media/{media_id}/file", media_file), Route(f"/api/media/{media_id}/play", media_play),
         Route(f"/api/media/{media_id}/thumbnail", media_thumbnail), Route(f"/api/media/{media_id}/frame", media_frame),
         Route("/api/jobs", list_jobs, methods=["GET"]), Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/jobs", clear_jobs, methods=["DELETE"]),
         Route("/api/jobs/{id:str}", get_job, methods=["GET"]),
         Route("/api/jobs/{id:str}", cancel_job, methods=["DELETE"]),
         Route("/api/events", events),

@@ -205,6 +205,13 @@ class Database:
                 raise
         return self.job(rows[0]["id"]) if rows else None
 
+    def clear_finished(self) -> list[str]:
+        """Forget the jobs that have ended (done, failed, cancelled); their results stay in the library. Returns
+        the ids forgotten."""
+        rows = self._run("SELECT id FROM jobs WHERE state IN ('done', 'failed', 'cancelled')")
+        self._run("DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled')")
+        return [r["id"] for r in rows]
+
     def jobs_in(self, *states: str) -> list[Job]:
         marks = ",".join("?" * len(states))
         return [_row(Job, r) for r in self._run(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY created",

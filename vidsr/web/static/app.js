@@ -257,6 +257,10 @@ const drop = $("#drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => [...e.dataTransfer.files].forEach(upload));
+$("#clear-jobs").addEventListener("click", async () => {
+  try { for (const id of (await api("DELETE", "/api/jobs")).cleared) state.jobs.delete(id); renderJobs(); }
+  catch (e) { alert(e.message); }
+});
 $("#picker").addEventListener("change", (e) => { [...e.target.files].forEach(upload); e.target.value = ""; });
 
 // live updates
@@ -272,6 +276,7 @@ function listen() {
   const source = new EventSource("/api/events");
   source.addEventListener("hello", () => { $("#live").textContent = "live"; $("#live").classList.add("on"); refresh(); });
   source.addEventListener("job", (e) => { const { job } = JSON.parse(e.data); state.jobs.set(job.id, job); renderJobs(); });
+  source.addEventListener("cleared", (e) => { for (const id of JSON.parse(e.data).jobs) state.jobs.delete(id); renderJobs(); });
   source.addEventListener("media", (e) => {
     const d = JSON.parse(e.data);
     if (d.deleted) state.media.delete(d.deleted); else state.media.set(d.media.id, d.media);
