@@ -99,13 +99,18 @@ def test_garbage_upload_is_refused_in_the_page(page, tmp_path):
     assert page.locator("[data-testid=media]").count() == 0
 
 
-def test_a_running_job_shows_progress(page, tmp_path):
-    clip = make_clip(tmp_path / "long.mkv", 160, 120, 40)
+def open_convert(page, clip: Path):
+    """Upload ``clip`` through the picker, open its convert form and pick the tiny EDSR; returns its card."""
     page.set_input_files("[data-testid=picker]", str(clip))
-    card = page.locator('[data-testid=media][data-name="long.mkv"]')
+    card = page.locator(f'[data-testid=media][data-name="{clip.name}"]')
     card.wait_for()
     card.locator('[data-act="convert"]').click()
     page.select_option("select[name=model]", "edsr-tiny-x2")
+    return card
+
+
+def test_a_running_job_shows_progress(page, tmp_path):
+    open_convert(page, make_clip(tmp_path / "long.mkv", 160, 120, 40))
     page.select_option("select[name=scale]", "2")
     page.fill("input[name=crf]", "20")
     page.check("input[name=ensemble]")  # 8x the work, so that there is time to watch it
@@ -122,12 +127,7 @@ def test_a_running_job_shows_progress(page, tmp_path):
 
 def test_a_phone_wide_page_with_jobs_does_not_scroll_sideways_and_the_picker_takes_tab(page, tmp_path):
     # At 390 px the jobs table made the page 742 px wide, and "choose files" (a hidden input) was out of tab order.
-    clip = make_clip(tmp_path / "clip.mkv", 64, 48, 4)
-    page.set_input_files("[data-testid=picker]", str(clip))
-    card = page.locator('[data-testid=media][data-name="clip.mkv"]')
-    card.wait_for()
-    card.locator('[data-act="convert"]').click()
-    page.select_option("select[name=model]", "edsr-tiny-x2")
+    card = open_convert(page, make_clip(tmp_path / "clip.mkv", 64, 48, 4))
     page.locator("[data-testid=start]").click()
     page.locator("tr[data-testid=job]", has_text="upscale").locator("[data-testid=job-state]",
                                                                       has_text="done").wait_for()
