@@ -52,6 +52,7 @@ def test_upload_convert_play_compare_download_delete(page, tmp_path):
     assert page.locator("[data-testid=upload].done").count() == 1
 
     card.locator('[data-act="convert"]').click()
+    page.wait_for_function("() => document.querySelectorAll('select[name=model] option').length > 1")
     models = page.locator("select[name=model] option").evaluate_all("os => os.map(o => o.value)")
     assert len(models) == len(set(models)) and "rvsr" in models  # mdsr and vdsr were listed twice
     page.select_option("select[name=model]", "edsr-tiny-x2")
