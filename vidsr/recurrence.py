@@ -25,6 +25,7 @@ import torch
 
 from vidsr.models.rvsr import split_output, warp
 from vidsr.motion_filter import flow_to_previous
+from vidsr.motion_filter import warp as warp_plane
 from vidsr.video.reader import AFTER_HOLE
 
 CUT_LEVEL = 24.0  # 8-bit code values of warp mismatch that motion, noise and codec artefacts rarely leave
@@ -108,7 +109,5 @@ class Recurrence:
 
 def _cut(luma: np.ndarray, prev: np.ndarray, flow: np.ndarray) -> bool:
     """Whether the warp along ``flow`` leaves more than CUT_SHARE of the pixels off by over CUT_LEVEL."""
-    h, w = luma.shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    warped = cv2.remap(prev, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = warp_plane(prev, flow)  # the temporal filter's warp, its grid made once per frame size
     return float(np.mean(np.abs(luma.astype(np.float32) - warped) > CUT_LEVEL)) > CUT_SHARE
