@@ -74,16 +74,17 @@ def test_archive_metadata_comes_through_where_the_container_holds_it(vidsr, tmp_
     want = facts(src)
     assert want["audio"] == [("eng", False), ("kor", True)] and len(want["chapters"]) == 2
     out = tmp_path / f"out{ext}"
-    # MP4 takes no ASS subtitles (vidsr says so and names --no-subtitles; tested in test_bad_input).
-    p = vidsr("upscale", src, "-o", out, "-m", "vdsr", "--json", *(["--no-subtitles"] if ext == ".mp4" else []),
+    # MP4 takes the ASS subtitles as mov_text, its own text format (MPEG-TS takes none: --no-subtitles there).
+    p = vidsr("upscale", src, "-o", out, "-m", "vdsr", "--json", *(["--no-subtitles"] if ext == ".ts" else []),
               check=0)
     got, report = facts(out), json.loads(p.stdout)["metadata"]
     assert [lang for lang, _ in got["audio"]] == ["eng", "kor"]  # every container here holds languages
     if ext == ".mkv":
         assert got == want and report["dropped"] == []
         assert got["attachments"] == [("DejaVuSans.ttf", FONT)] and got["chapters"] == [("One", 0.0), ("Two", 0.5)]
-    if ext == ".mp4":  # MP4 holds the title, chapters and the default flag, but no attachments
+    if ext == ".mp4":  # MP4 holds the title, chapters, the default flag and text subtitles, but no attachments
         assert got["audio"] == want["audio"] and got["title"] == want["title"]
+        assert got["subtitle"] == want["subtitle"] and any("as mov_text" in c for c in report["carried"])
         assert got["chapters"] == want["chapters"]
         assert report["dropped"] == ["attachment DejaVuSans.ttf (mp4 holds no attachments)"]
     if ext == ".ts":  # MPEG-TS holds no chapters and no attachments: both named, once, on stderr
@@ -197,3 +198,32 @@ def test_a_display_rotation_is_applied_as_ffmpeg_shows_it(vidsr, tmp_path):
     want = cv2.cvtColor(cv2.imread(str(shown)), cv2.COLOR_BGR2RGB).astype(int)
     got = cv2.resize(frame.to_ndarray(format="rgb24"), (48, 64), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(got - want).mean() < 8  # the same picture, upright (a wrong turn differs by ~130)
+
+
+def test_srt_subtitles_go_into_mp4_as_its_own_text_at_their_times(vidsr, tmp_path):
+    # The web page's default Convert (MP4) failed on any MKV with SRT subtitles: MP4 holds text only as mov_text.
+    srt = tmp_path / "cues.srt"
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,300\nhello there\n\n2\n00:00:00,300 --> 00:00:00,450\nsecond cue\n")
+    src = tmp_path / "in.mkv"
+    with av.open(str(srt)) as s, av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        text = out.add_stream_from_template(s.streams[0])
+        for packet in s.demux():
+            if packet.dts is not None:
+                packet.stream = text
+                out.mux(packet)
+        for i in range(12):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(scene(i, 64, 48), format="rgb24")))
+        out.mux(video.encode(None))
+    p = vidsr("upscale", src, "-o", tmp_path / "out.mp4", "-m", "srcnn", "--json", check=0)
+    assert any("as mov_text" in c for c in json.loads(p.stdout)["metadata"]["carried"])
+    cues = []
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        track = c.streams.subtitles[0]
+        assert track.codec_context.name == "mov_text"
+        for packet in c.demux(track):
+            if packet.dts is not None and (subtitle := track.codec_context.decode2(packet)) is not None:
+                text = subtitle[0].ass.decode() if hasattr(subtitle[0], "ass") else str(subtitle[0])
+                cues.append((round(float(packet.pts * packet.time_base), 2), text.rsplit(",", 1)[-1]))
+    assert cues == [(0.1, "hello there"), (0.3, "second cue")]

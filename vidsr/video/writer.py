@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 
@@ -19,6 +19,16 @@ from vidsr.video.reader import SourceInfo
 # Encoders whose quality knob is -crf and speed knob -preset.
 _CRF_ENCODERS = {"libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9"}
 _PRESET_ENCODERS = {"libx264", "libx265", "libsvtav1"}
+# Text subtitle codecs FFmpeg decodes to text that its mov_text encoder takes, and the muxers whose text is mov_text.
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text", "microdvd", "subviewer", "jacosub"}
+# FFmpeg's default styles (what its SubRip decoder gives), for a track that carries none of its own.
+DEFAULT_ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+                      b"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+                      b"Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+                      b"Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+                      b"Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1\n\n"
+                      b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+MOV_TEXT_MUXERS = {"mp4", "mov", "ipod", "3gp", "3g2", "ismv", "psp", "f4v"}
 
 
 @dataclass
@@ -52,19 +62,40 @@ class VideoWriter:
             if src.stream is not None:
                 copy_stream_tags(src.stream, self.video, muxer, self.carried)
             self.copies: dict[int, av.stream.Stream] = {}
+            self.retimed: set[int] = set()  # text subtitles re-encoded as mov_text, the one text MP4 holds
             for s in src.copied:
-                try:
-                    self.copies[s.index] = self.container.add_stream_from_template(s)
-                except (ValueError, av.error.FFmpegError) as e:
-                    raise UsageError(f"cannot copy {s.type} stream #{s.index} ({s.codec_context.name}) into "
-                                     f"{self.container.format.name}: {e}; choose another container or "
-                                     f"--no-{'audio' if s.type == 'audio' else 'subtitles'}") from None
+                self.copies[s.index] = self._add_copy(s)
                 copy_stream_tags(s, self.copies[s.index], muxer, self.carried)
             if source is not None and muxer not in VIDEO_ONLY:
                 copy_container(source, self.container, cut[0], cut[1], self.carried)
         except BaseException:
             self.container.close()
             raise
+
+    def _add_copy(self, s: av.stream.Stream) -> av.stream.Stream:
+        """An output stream for the copied input stream ``s``: its packets as they are, or, for text subtitles that
+        the container cannot hold as they are (SRT, ASS or WebVTT into MP4), the same text as mov_text."""
+        try:
+            return self.container.add_stream_from_template(s)
+        except (ValueError, av.error.FFmpegError) as e:
+            why = e
+        name = s.codec_context.name
+        if s.type == "subtitle" and name in TEXT_SUBTITLES and self.container.format.name in MOV_TEXT_MUXERS:
+            out: Any = self.container.add_stream("mov_text")  # a SubtitleStream, which the stubs do not type
+            out.time_base = s.time_base
+            decoder: Any = s.codec_context
+            if not decoder.is_open:
+                decoder.open()
+            # mov_text's encoder needs the decoder's styles before the header is written, at the first packet.
+            out.codec_context.subtitle_header = decoder.subtitle_header or DEFAULT_ASS_HEADER
+            self.retimed.add(s.index)
+            self.carried.carried.append(f"subtitles #{s.index} ({name}) as mov_text, the text subtitles "
+                                        f"{self.container.format.name} holds")
+            return out
+        kind = "bitmap subtitles" if s.type == "subtitle" else f"{s.type}"
+        raise UsageError(f"cannot copy {kind} stream #{s.index} ({name}) into {self.container.format.name}: {why}; "
+                         f"choose another container (MKV holds it) or --no-"
+                         f"{'audio' if s.type == 'audio' else 'subtitles'}") from None
 
     def _add_video(self, src: SourceInfo, width: int, height: int, pix_fmt: str, tags: ColourTags,
                    o: EncodeOptions, hdr: Hdr10 | None = None) -> None:
@@ -123,8 +154,27 @@ class VideoWriter:
         out = self.copies.get(packet.stream.index)
         if out is None:
             return
+        if packet.stream.index in self.retimed:
+            self._mux_as_text(packet, out)
+            return
         packet.stream = out
         self._mux(packet)
+
+    def _mux_as_text(self, packet: av.Packet, out: Any) -> None:
+        """A text subtitle packet decoded and encoded again as mov_text, at its own time and length."""
+        decoder = packet.stream.codec_context
+        try:
+            subtitle = decoder.decode2(packet)
+        except av.error.FFmpegError:
+            return  # a damaged cue is dropped, as a damaged frame is; the rest of the track goes on
+        if subtitle is None:
+            return
+        text = out.codec_context.encode_subtitle(subtitle)
+        if text is None:
+            return
+        text.pts, text.dts, text.duration = packet.pts, packet.pts, packet.duration
+        text.stream = out
+        self._mux(text)
 
     def close(self) -> None:
         """Flush the encoder and finish the container (writes the index/trailer)."""
