@@ -14,6 +14,7 @@ import av
 import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options, processing_options
+from vidsr.commands.estimate import Work, expect, work_of_file, work_of_stream
 from vidsr.errors import UsageError
 from vidsr.files import is_special
 from vidsr.image import check_complete, is_image, upscale_image
@@ -21,6 +22,7 @@ from vidsr.logs import quiet_ffmpeg
 from vidsr.models.engine import Engine
 from vidsr.progress import JsonProgress
 from vidsr.runtime.select import RuntimeSpec
+from vidsr.runtime.speed import SpeedKey, record_run
 from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
 from vidsr.video.nvenc import choose_encoder
 from vidsr.video.options import check_encode
@@ -62,6 +64,7 @@ def assess_input(input_path: str, degradation: str):
 
 
 SEEKING_MUXERS = {"mp4", "mov", "ipod", "3gp", "3g2", "ismv", "f4v", "psp"}  # they seek back to write the index
+LARGE_IMAGE = 4_000_000  # output pixels above which an image's run is long enough to announce an estimate
 MIN_SENSIBLE_TILE = 64  # below this, tile overlap and per-call overhead dominate: 8 ran 50x slower
 
 
@@ -156,6 +159,8 @@ class Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (to stderr when -o is -).")
 @click.option("--progress-json", is_flag=True,
               help='Progress as JSON lines on stderr ({"frame", "frames", "fps"}), for scripts and the web server.')
+@click.option("--dry-run", is_flag=True,
+              help="Say which engine would run, on what, and about how long it would take; write nothing.")
 def upscale(**params: Any) -> None:
     """Super-resolve a video (or an image) INPUT into OUTPUT.
 
@@ -174,6 +179,7 @@ def upscale(**params: Any) -> None:
       vidsr upscale clip.mp4 -o qa.mp4 --compare split
       vidsr upscale in.mp4 -o out.mp4 --device cuda --codec hevc_nvenc --crf 20   # NVIDIA GPU: hardware encode
       vidsr upscale photo.png -o photo-x2.png
+      vidsr upscale long.mp4 -o long-x2.mp4 --dry-run     # which engine, how many frames, about how long
     """
     a = UpscaleArgs(**params)
     if a.quiet:
@@ -192,16 +198,22 @@ def upscale(**params: Any) -> None:
                                                                                             "reason": "asked for"},
                                "runtime": upscaler.runtime.name, "precision": upscaler.runtime.precision,
                                "device": getattr(upscaler.runtime, "device", "cpu"), "ensemble": a.ensemble}
-    if not is_pipe(a.input_path) and is_image(a.input_path):
-        summary |= _run_image(a, upscaler)
-    else:
+    why = f"; input {condition.reason}: {engine.degradation} engine" if condition else ""
+    image = not is_pipe(a.input_path) and is_image(a.input_path)
+    if not image:
         choice = choose_encoder(a.codec, default_codec(muxer, deep), summary["device"], deep,
                                 not holds_side_streams(muxer))
         if choice.note and not a.quiet:
             click.echo(f"vidsr: note: {choice.note}", err=True)
         summary["codec_choice"] = {"codec": choice.codec, "reason": choice.reason}
+    if a.dry_run:
+        _dry_run(a, upscaler, engine, image, summary, why)
+    elif image:
+        summary |= _run_image(a, upscaler, engine)
+        _report(a, summary, why)
+    else:
         summary |= _run_video(a, upscaler, engine, muxer, choice.codec)
-    _report(a, summary, f"; input {condition.reason}: {engine.degradation} engine" if condition else "")
+        _report(a, summary, why)
 
 
 @dataclass(frozen=True)
@@ -237,12 +249,13 @@ class UpscaleArgs:
     quiet: bool
     as_json: bool
     progress_json: bool
+    dry_run: bool
 
 
 def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     """Every usage error that can be found before work starts; returns the muxer, the encoder asked for (or the
     CPU default) and whether the source is 10-bit or HDR."""
-    check_paths(a.input_path, a.output, a.overwrite)
+    check_paths(a.input_path, a.output, a.overwrite or a.dry_run)  # a dry run writes nothing: no clash
     if a.output == "-" and not a.fmt:
         raise UsageError("writing to stdout needs --format (e.g. --format matroska)")
     if a.output != "-" and not a.fmt and not Path(a.output).suffix:
@@ -267,14 +280,45 @@ def _check(a: UpscaleArgs) -> tuple[str | None, str, bool]:
     return muxer, codec, deep
 
 
-def _run_image(a: UpscaleArgs, upscaler: Any) -> dict[str, Any]:
+def _dry_run(a: UpscaleArgs, upscaler: Any, engine: Engine, image: bool, summary: dict[str, Any],
+             why: str) -> None:
+    """--dry-run: the engine, the work and the estimate, as --json or as lines on stderr; nothing is written."""
+    if is_pipe(a.input_path):
+        raise UsageError("--dry-run reads the input ahead of the run, which a pipe cannot give twice; give a file")
+    work = work_of_file(a.input_path, int(a.scale), image, parse_time(a.start) or 0.0, parse_time(a.duration),
+                        container(a.input_format))
+    expected, _ = expect(upscaler, engine, work)
+    summary |= {"dry_run": True, "width": work.width * work.scale, "height": work.height * work.scale,
+                "estimate": expected.as_dict()}
+    if a.as_json:
+        emit_json(summary)
+        return
+    runtime = f"{summary['runtime']}/{summary['precision']}"
+    click.echo(f"vidsr: would run {engine.id} x{a.scale} on {runtime}: {summary['model_choice']['reason']}{why}",
+               err=True)
+    click.echo(f"vidsr: {work.width}x{work.height} -> {summary['width']}x{summary['height']}, "
+               f"{expected.line(engine.id, summary['runtime'], summary['precision'])}", err=True)
+
+
+def _announce(a: UpscaleArgs, upscaler: Any, engine: Engine, work: Work) -> tuple[dict[str, Any], SpeedKey]:
+    """The estimate, said on stderr before the work starts (a line of its own above the progress bar)."""
+    expected, key = expect(upscaler, engine, work)
+    if not a.quiet:
+        click.echo(f"vidsr: {expected.line(engine.id, upscaler.runtime.name, upscaler.runtime.precision)}", err=True)
+    return expected.as_dict(), key
+
+
+def _run_image(a: UpscaleArgs, upscaler: Any, engine: Engine) -> dict[str, Any]:
+    work = work_of_file(a.input_path, int(a.scale), True, 0.0, None, None)
+    expected = _announce(a, upscaler, engine, work)[0] if work.output_pixels > LARGE_IMAGE else {}
     t = time.perf_counter()
     width, height, dropped = upscale_image(a.input_path, a.output, upscaler, replace=a.overwrite)
     seconds = time.perf_counter() - t
     if dropped and not a.quiet:
         click.echo(f"vidsr: note: {a.output} cannot hold: {'; '.join(dropped)}", err=True)
     return {"frames": 1, "seconds": round(seconds, 3), "fps": round(1 / seconds, 3), "width": width,
-            "height": height, "metadata": {"carried": [], "dropped": dropped}}
+            "height": height, "metadata": {"carried": [], "dropped": dropped}} | ({"estimate": expected}
+                                                                                 if expected else {})
 
 
 def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None, codec: str) -> dict[str, Any]:
@@ -287,6 +331,13 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     steady = wanted(a.temporal_filter, engine.degradation)
     progress = Progress(not a.quiet, f"{engine.id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
                                      f" -> {codec}", as_json=a.progress_json)
+    announced: dict[str, Any] = {}
+
+    def on_start(info: Any) -> None:
+        announced["work"] = work_of_stream(info, int(a.scale))
+        announced["estimate"], announced["key"] = _announce(a, upscaler, engine, announced["work"])
+        progress.start(info)
+
     src: Any = sys.stdin.buffer if a.input_path == "-" else open(a.input_path, "rb") if is_pipe(a.input_path) \
         else a.input_path  # a pipe is opened once here and read once by the run
     job = UpscaleJob(src=src,
@@ -295,7 +346,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
                      encode=EncodeOptions(codec, a.crf, a.preset, a.pix_fmt), batch=a.batch,
                      start=parse_time(a.start) or 0.0, duration=parse_time(a.duration),
                      copy_audio=side_streams and not a.no_audio, copy_subtitles=side_streams and not a.no_subtitles,
-                     deinterlace=a.deinterlace, compare=a.compare, on_start=progress.start, on_frame=progress.frame,
+                     deinterlace=a.deinterlace, compare=a.compare, on_start=on_start, on_frame=progress.frame,
                      strict=a.strict, temporal_filter=steady, replace=a.overwrite)
     try:
         stats = upscale_video(job)
@@ -303,6 +354,8 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
         progress.stop()
     if a.output == "-":
         sys.stdout.buffer.flush()
+    if "key" in announced and not a.compare:
+        record_run(announced["key"], stats.seconds, stats.frames, announced["work"].output_pixels)
     if not a.quiet and stats.carried.dropped:
         click.echo(f"vidsr: note: {a.output} cannot hold: {'; '.join(stats.carried.dropped)}", err=True)
     if not a.quiet:
@@ -311,9 +364,10 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
             click.echo(f"vidsr: warning: {a.input_path}: {h.frames} frame(s) {what} between {h.after:.2f} s and "
                        f"{h.before:.2f} s ({'corrupt data' if h.damaged else 'a hole in the file'}); --strict makes "
                        "this an error", err=True)
-    recurrent = {"recurrent": {"latency_frames": 0, "restarts": [{"frame": r.frame, "reason": r.reason}
+    recurrent: dict[str, Any] = {"recurrent": {"latency_frames": 0, "restarts": [{"frame": r.frame, "reason": r.reason}
                                                                   for r in stats.restarts]}} \
         if engine.arch.recurrent else {}
+    recurrent["estimate"] = announced.get("estimate")
     return recurrent | {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
             "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
             "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,

@@ -256,6 +256,8 @@ class VideoReader:
             dur = self.container_end
         if not frames and dur and rate:
             frames = int(round(dur * float(rate)))
+        if frames and start and rate:  # the count (the progress bar's total, the estimate) is of what will run
+            frames = max(1, frames - int(round(start * float(rate))))
         if duration is not None and rate:
             frames = min(frames or 1 << 30, int(round(duration * float(rate))))
         self.info = SourceInfo(self.stream.time_base or Fraction(1, 1000), rate, frames, self.copied, self.stream)

@@ -1,0 +1,61 @@
+"""What a run will take, said before it starts: ``vidsr upscale`` prints it, ``--dry-run`` prints only it (the web
+page asks for it this way before a job is queued), and a finished run refines the figure for the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+
+from vidsr.models.engine import Engine
+from vidsr.runtime.speed import Estimate, SpeedKey, estimate, probe_speed, speed_key
+
+
+@dataclass(frozen=True)
+class Work:
+    """The frames a run will upscale: ``frames`` (None when the input does not say, a pipe) of ``width`` x
+    ``height`` input pixels, at ``scale``."""
+
+    frames: int | None
+    width: int
+    height: int
+    scale: int
+
+    @property
+    def output_pixels(self) -> int:
+        return self.width * self.height * self.scale * self.scale
+
+
+def work_of_stream(info: Any, scale: int) -> Work:
+    """The work in an open reader's ``SourceInfo``."""
+    cc = info.stream.codec_context
+    return Work(info.frames or None, int(cc.width), int(cc.height), scale)
+
+
+def work_of_file(path: str, scale: int, image: bool, start: float, duration: float | None,
+                 in_format: str | None) -> Work:
+    """The work in a file, read the way the run reads it (the same frame count, window included)."""
+    if image:
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            from vidsr.errors import VidsrError
+
+            raise VidsrError(f"{path}: not an image OpenCV can read")
+        return Work(1, int(img.shape[1]), int(img.shape[0]), scale)
+    from vidsr.video.reader import VideoReader
+
+    reader = VideoReader(path, in_format, start, duration, False, False)
+    try:
+        return work_of_stream(reader.info, scale)
+    finally:
+        reader.close()
+
+
+def expect(upscaler: Any, engine: Engine, work: Work) -> tuple[Estimate, SpeedKey]:
+    """The estimate for ``work`` on ``upscaler`` (probed once per key on this machine, then cached), and the key a
+    finished run records its own figure under."""
+    key = speed_key(engine, work.scale, upscaler.runtime)
+    speed = probe_speed(upscaler, engine.input_channels, key)
+    return estimate(speed, work.frames, work.output_pixels), key
+
