@@ -113,6 +113,23 @@ def test_options_the_cli_would_refuse_are_refused_before_the_job_is_queued(api, 
     assert len(api.get("/api/jobs").json()) == before
 
 
+def test_a_plan_names_the_engine_and_the_time_before_anything_is_queued(api, clip):
+    # The page said which engine auto runs, and how long a job takes, only once it ran (a 3 s clip took 135 s).
+    media = upload(api, clip).json()
+    before = len(api.get("/api/jobs").json())
+    r = api.post("/api/plan", json={"media": media["id"], "action": "upscale", "model": "srcnn", "duration": "0.2"})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["engine"].startswith("srcnn") and plan["reason"] == "--model srcnn"
+    assert plan["frames"] == 5 and plan["seconds"] > 0 and (plan["width"], plan["height"]) == (128, 96)
+    auto = api.post("/api/plan", json={"media": media["id"], "action": "upscale"}).json()
+    assert auto["frames"] == 12 and auto["engine"] and auto["reason"] != "--model auto"  # auto says why
+    bad = api.post("/api/plan", json={"media": media["id"], "action": "upscale", "crf": 99})
+    assert bad.status_code == 400 and "crf" in bad.json()["error"]  # the same words as POST /api/jobs
+    assert api.post("/api/plan", json={"media": media["id"], "action": "cut"}).status_code == 400
+    assert len(api.get("/api/jobs").json()) == before  # planning queues nothing
+
+
 def test_an_image_upscales_to_jpeg(api, tmp_path):
     import cv2
     import numpy as np

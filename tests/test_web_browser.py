@@ -152,3 +152,33 @@ def test_a_phone_wide_page_with_jobs_does_not_scroll_sideways_and_the_picker_tak
             reached = True
             break
     assert reached
+
+
+def test_the_form_says_engine_and_time_first_then_converts_several_files_and_compare_zooms(page, tmp_path):
+    # Before: no engine or estimate until a job ran, one file per form, SRT/ASS subtitles failed the default MP4,
+    # and Compare shrank the result to the dialog with no zoom.
+    clips = [make_clip(tmp_path / "a.mkv", 64, 48, 6, subtitles=True), make_clip(tmp_path / "b.mkv", 64, 48, 6)]
+    page.set_input_files("[data-testid=picker]", [str(c) for c in clips])
+    for c in clips:
+        card = page.locator(f'[data-testid=media][data-name="{c.name}"]')
+        card.wait_for()
+        card.locator("[data-act=select]").check()
+    page.locator("[data-testid=convert-selected]").click()
+    page.select_option("select[name=model]", "edsr-tiny-x2")
+    page.wait_for_function("() => document.querySelector('[data-testid=plan]').innerText.includes('edsr-tiny-x2')")
+    plan = page.locator("[data-testid=plan]").inner_text()
+    assert plan.startswith("Runs edsr-tiny-x2") and "12 frames" in plan and "128×96" in plan, plan
+    assert page.locator("select[name=no_subtitles]").count() == 1  # a's subtitles: keep or leave out
+    shot(page, "web-convert.png")
+    page.locator("[data-testid=start]").click()
+    for name in ("a-x2-edsr-tiny-x2.mp4", "b-x2-edsr-tiny-x2.mp4"):
+        page.locator(f'[data-testid=media][data-name="{name}"]').wait_for()
+    assert page.locator("tr[data-testid=job] [data-testid=job-state]", has_text="failed").count() == 0
+    result = page.locator('[data-testid=media][data-name="a-x2-edsr-tiny-x2.mp4"]')
+    result.locator('[data-act="compare"]').click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=compare] img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.select_option("[data-testid=zoom]", "2")
+    ratio = page.evaluate("() => devicePixelRatio")
+    width = page.eval_on_selector("[data-testid=compare]", "b => b.getBoundingClientRect().width")
+    assert width == pytest.approx(128 * 2 / ratio, abs=1)  # the result's own pixels, each 2x2 on the screen

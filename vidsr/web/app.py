@@ -236,21 +236,39 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse([j.as_api() for j in _state(request).db.jobs()])
 
 
-async def create_job(request: Request) -> Response:
-    s = _state(request)
+async def _job_request(request: Request) -> tuple[Media, JobRequest] | Response:
+    """The media and the checked request of a job's body, or the error response."""
     try:
         body = await request.json()
     except ValueError:
         return error("the body must be JSON", 400)
-    media = s.db.media(str(body.get("media"))) if isinstance(body, dict) else None
+    media = _state(request).db.media(str(body.get("media"))) if isinstance(body, dict) else None
     if media is None:
         return error("no such media", 404)
     try:
-        job_request = parse_request(body, media)
+        return media, parse_request(body, media)
     except BadRequest as e:
         return error(str(e), e.status)
-    job = s.queue.submit(media, job_request)
+
+
+async def create_job(request: Request) -> Response:
+    parsed = await _job_request(request)
+    if isinstance(parsed, Response):
+        return parsed
+    job = _state(request).queue.submit(*parsed)
     return JSONResponse(job.as_api(), status_code=202)
+
+
+async def plan_job(request: Request) -> Response:
+    """``POST /api/plan`` with a job's body: which engine an upscale would run and why, and about how long it
+    would take here, before it is queued (400 for what ``POST /api/jobs`` would refuse)."""
+    parsed = await _job_request(request)
+    if isinstance(parsed, Response):
+        return parsed
+    if parsed[1].action != "upscale":
+        return error("only an upscale has an engine to plan", 400)
+    plan = await run_in_threadpool(_state(request).queue.plan, *parsed)
+    return JSONResponse(plan, status_code=200 if "error" not in plan else 422)
 
 
 async def get_job(request: Request) -> Response:
@@ -347,7 +365,7 @@ def create_app(state: State, config: ServeConfig) -> Guard:
         Route(f"/api/media/{media_id}/file", media_file), Route(f"/api/media/{media_id}/play", media_play),
         Route(f"/api/media/{media_id}/thumbnail", media_thumbnail), Route(f"/api/media/{media_id}/frame", media_frame),
         Route("/api/jobs", list_jobs, methods=["GET"]), Route("/api/jobs", create_job, methods=["POST"]),
-        Route("/api/jobs", clear_jobs, methods=["DELETE"]),
+        Route("/api/jobs", clear_jobs, methods=["DELETE"]), Route("/api/plan", plan_job, methods=["POST"]),
         Route("/api/jobs/{id:str}", get_job, methods=["GET"]),
         Route("/api/jobs/{id:str}", cancel_job, methods=["DELETE"]),
         Route("/api/events", events),

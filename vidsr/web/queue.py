@@ -28,6 +28,7 @@ from vidsr.web.options import JobRequest, command_args, result_name
 
 MAX_ATTEMPTS = 3
 PUBLISH_EVERY_S = 0.4
+PLAN_TIMEOUT_S = 180  # a first plan exports and checks the engine's graph and probes its speed; later ones are quick
 
 Publish = Callable[[str, dict[str, Any]], None]
 
@@ -44,6 +45,7 @@ class JobQueue:
         self._children: dict[str, subprocess.Popen] = {}
         self._cancelled: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._planning = threading.Lock()
 
     def recover(self) -> list[Job]:
         """At start, before any worker: nothing stays 'running' from a server that died."""
@@ -117,6 +119,33 @@ class JobQueue:
             except Exception as e:  # noqa: BLE001 - a bug in one job's bookkeeping must not stop the worker
                 self._finish(job, "failed", error=f"{type(e).__name__}: {e}")
 
+    def plan(self, media: Media, request: JobRequest) -> dict[str, Any]:
+        """What an upscale would run and about how long it would take, before it is queued: ``vidsr upscale
+        --dry-run`` in a child (a hostile file takes the child down, not the server), with the jobs' own thread
+        count, since the speed it measures and caches is theirs. One plan at a time."""
+        with self._planning:
+            work = self.library.work_dir(f"plan-{new_id()}")
+            try:
+                _, _, cmd = command_args(request.action, request.options, self.library.path(media), work, media, {})
+                cmd = [arg for arg in cmd if arg != "--progress-json"] + ["--dry-run"]
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=self._child_env(),
+                                      timeout=PLAN_TIMEOUT_S, preexec_fn=die_with_parent)
+            except subprocess.TimeoutExpired:
+                return {"error": f"no estimate: the engine took over {PLAN_TIMEOUT_S} s to get ready"}
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        report = last_report(proc.stdout)
+        if proc.returncode != 0 or "estimate" not in report:
+            return {"error": report.get("error") or proc.stderr.strip().splitlines()[-1:] or "no estimate"}
+        return {"engine": report["model"], "reason": report["model_choice"]["reason"],
+                "input": report["degradation_choice"].get("reason"), "runtime": report["runtime"],
+                "precision": report["precision"], "codec": report.get("codec_choice", {}).get("codec"),
+                "width": report["width"], "height": report["height"], **report["estimate"]}
+
+    def _child_env(self) -> dict[str, str]:
+        return dict(os.environ) | {"VIDSR_THREADS": str(self.threads_per_job), "VIDSR_ERROR_JSON": "1",
+                                   "VIDSR_SUMMARY": "0"}
+
     def _run(self, job: Job) -> None:
         media = self.db.media(job.media)
         if media is None:
@@ -167,9 +196,7 @@ class JobQueue:
             self.submit(result, JobRequest("proxy", {}))
 
     def _child(self, job: Job, cmd: list[str]) -> tuple[dict[str, Any], int, str]:
-        env = dict(os.environ) | {"VIDSR_THREADS": str(self.threads_per_job), "VIDSR_ERROR_JSON": "1",
-                                  "VIDSR_SUMMARY": "0"}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self._child_env(),
                                 preexec_fn=die_with_parent)
         self._children[job.id] = proc
         last_err, last_publish, latest = "", 0.0, None

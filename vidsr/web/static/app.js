@@ -1,7 +1,7 @@
 // The vidsr page: everything goes through the same HTTP API that scripts use (README, "Web platform").
 "use strict";
 
-const state = { media: new Map(), jobs: new Map(), models: null };
+const state = { media: new Map(), jobs: new Map(), models: null, selected: new Set() };
 const $ = (sel, root = document) => root.querySelector(sel);
 
 async function api(method, url, body) {
@@ -30,6 +30,10 @@ const size = (n) => { const u = ["B", "KB", "MB", "GB", "TB"]; let i = 0; while 
 const clock = (s) => { if (s === null || s === undefined) return "–"; s = Math.round(s);
   const m = Math.floor(s / 60), h = Math.floor(m / 60);
   return h ? `${h}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`; };
+
+// A rough time as a person says it: under a second, 45 s, 12 min, 3 h 10 min.
+const roughly = (s) => s < 1 ? "under a second" : s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min`
+  : `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 
 function facts(m) {
   const i = m.info || {};
@@ -60,13 +64,33 @@ function renderLibrary() {
     dl.setAttribute("download", m.name);
     $('[data-act="play"]', card).hidden = m.kind === "frames";
     $('[data-act="compare"]', card).hidden = !(m.source && state.media.has(m.source) && m.kind !== "frames");
+    const pick = $('[data-act="select"]', card);
+    pick.checked = state.selected.has(m.id);
+    pick.setAttribute("aria-label", `select ${m.name}`);
+    pick.addEventListener("change", () => { if (pick.checked) state.selected.add(m.id); else state.selected.delete(m.id); renderSelection(); });
     card.addEventListener("click", (e) => {
       const act = e.target.dataset.act;
-      if (act && act !== "download") { e.preventDefault(); actions[act](m); }
+      if (act && act !== "download" && act !== "select") { e.preventDefault(); actions[act](m); }
     });
     root.append(card);
   }
+  for (const id of [...state.selected]) if (!state.media.has(id)) state.selected.delete(id);
+  renderSelection();
 }
+
+// several files at once: select cards, then convert them all with one form
+function renderSelection() {
+  const n = state.selected.size;
+  $("#selection").hidden = n === 0;
+  $("#selected-count").textContent = `${n} selected`;
+}
+$("#convert-selected").addEventListener("click", async () => {
+  const items = [...state.selected].map((id) => state.media.get(id)).filter(Boolean);
+  const kinds = new Set(items.map((i) => i.kind));
+  if (kinds.size > 1) { alert(`Select files of one kind to convert together (now: ${[...kinds].join(" and ")}).`); return; }
+  openDialog(`Convert ${items.length} files`, await convertForm(items));
+});
+$("#clear-selection").addEventListener("click", () => { state.selected.clear(); renderLibrary(); });
 
 const actions = {
   play(m) {
@@ -90,7 +114,7 @@ const actions = {
           s.type === "audio" ? `${s.sample_rate} Hz ${s.layout || s.channels + " ch"}` : ""), el("td", {}, s.language || ""))));
     openDialog(`Info: ${m.name}`, el("div", { "data-testid": "info" }, table, el("h4", {}, "Streams"), streams));
   },
-  async convert(m) { openDialog(`Convert: ${m.name}`, await convertForm(m)); },
+  async convert(m) { openDialog(`Convert: ${m.name}`, await convertForm([m])); },
   compare(m) { openDialog(`Compare: ${m.name}`, compareView(m)); },
   async delete(m) {
     if (!confirm(`Delete ${m.name}? Its file is removed from the server.`)) return;
@@ -107,16 +131,20 @@ function openDialog(title, body) {
 }
 $("#dialog").addEventListener("close", () => $("#dialog-body").replaceChildren());
 
-// convert: upscale, cut, extract, merge
-async function convertForm(m) {
+// convert: upscale, cut, extract, merge; one file, or every selected file of one kind with the same settings
+async function convertForm(items) {
+  const m = items[0];
   if (!state.models) state.models = await api("GET", "/api/models").catch(() => ({ engines: [], auto: {} }));
   const choices = m.kind === "frames" ? ["merge"] : m.kind === "image" ? ["upscale"] : ["upscale", "cut", "extract"];
   const labels = { upscale: "Upscale", cut: "Cut", extract: "Extract frames", merge: "Merge frames into a video" };
   const action = el("select", { name: "action", "data-testid": "action" }, ...choices.map((c) => el("option", { value: c }, labels[c])));
   const fields = el("div", { class: "form wide" });
   const message = el("p", { class: "error wide" });
-  const form = el("form", { class: "form", "data-testid": "convert-form" }, el("label", {}, "Action"), action, fields, message,
-    el("button", { type: "submit", class: "primary wide", "data-testid": "start" }, "Start"));
+  const plan = el("p", { class: "plan wide muted", "data-testid": "plan" });
+  const many = items.length > 1 ? el("p", { class: "wide" }, `${items.length} files, the same settings for each: ${items.map((i) => i.name).join(", ")}`) : null;
+  const form = el("form", { class: "form", "data-testid": "convert-form" }, many, el("label", {}, "Action"), action, fields, plan, message,
+    el("button", { type: "submit", class: "primary wide", "data-testid": "start" }, items.length > 1 ? `Start ${items.length} jobs` : "Start"));
+  const hasSubtitles = items.some((i) => (i.info.streams || []).some((s) => s.type === "subtitle"));
   const families = [...new Set(state.models.engines.map((e) => e.family))];
   const input = (name, attrs = {}) => el("input", { name, ...attrs });
   const select = (name, values, selected) => el("select", { name }, ...values.map(([v, t]) => el("option", { value: v, selected: v === selected }, t)));
@@ -131,6 +159,7 @@ async function convertForm(m) {
         ["Temporal filter", select("temporal_filter", [["auto", "auto (on for compressed / noisy input)"], ["on", "on"], ["off", "off (the network alone)"]], "auto")],
         ["Quality (CRF)", input("crf", { type: "number", min: 0, max: 51, value: 18 })],
         ["Container", select("format", [["mp4", "MP4 (plays in the browser)"], ["mkv", "MKV"]], "mp4")],
+        ...(hasSubtitles ? [["Subtitles", select("no_subtitles", [["", "keep (MP4 takes text subtitles as MP4 text)"], ["yes", "leave out"]], "")]] : []),
         ["Start (s)", input("start", { type: "number", min: 0, step: "any", placeholder: "0" })],
         ["Length (s)", input("duration", { type: "number", min: 0, step: "any", placeholder: "all" })]] : [])],
     cut: () => [["Start (s)", input("start", { type: "number", min: 0, step: "any", value: 0 })],
@@ -145,7 +174,8 @@ async function convertForm(m) {
     const saved = remembered(action.value);
     for (const node of fields.querySelectorAll("input, select")) {
       if (!(node.name in saved) || ["start", "duration"].includes(node.name)) continue;
-      if (node.type === "checkbox") node.checked = Boolean(saved[node.name]);
+      if (node.name === "no_subtitles") node.value = saved.no_subtitles ? "yes" : "";
+      else if (node.type === "checkbox") node.checked = Boolean(saved[node.name]);
       else if (node.tagName !== "SELECT" || [...node.options].some((o) => o.value === String(saved[node.name]))) node.value = saved[node.name];
     }
   };
@@ -155,20 +185,50 @@ async function convertForm(m) {
   fields.addEventListener("change", (e) => {
     if (e.target.name === "codec" && e.target.value === "ffv1") form.querySelector("select[name=format]").value = "mkv";
   });
-  draw();
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const body = { media: m.id, action: action.value };
+  const request = (media) => {
+    const body = { media: media.id, action: action.value };
     for (const node of fields.querySelectorAll("input, select")) {
-      if (node.type === "checkbox") body[node.name] = node.checked;
+      if (node.name === "no_subtitles") body.no_subtitles = node.value === "yes";
+      else if (node.type === "checkbox") body[node.name] = node.checked;
       else if (node.value !== "") body[node.name] = node.type === "number" || node.name === "scale" ? Number(node.value) : node.value;
     }
+    return body;
+  };
+  // Before a job starts: which engine auto runs and about how long it takes here (the server measures once).
+  let asked = 0;
+  const estimate = async () => {
+    const ticket = ++asked;
+    message.textContent = "";
+    if (action.value !== "upscale") { plan.textContent = ""; return; }
+    plan.textContent = "Estimating…";
     try {
-      const job = await api("POST", "/api/jobs", body);
-      localStorage.setItem(`vidsr.form.${action.value}`, JSON.stringify(body));
-      state.jobs.set(job.id, job); renderJobs(); $("#dialog").close();
+      const plans = await Promise.all(items.map((i) => api("POST", "/api/plan", request(i))));
+      if (ticket !== asked) return;
+      const p = plans[0], total = plans.reduce((sum, x) => sum + (x.seconds || 0), 0);
+      const engines = [...new Set(plans.map((x) => x.engine))].join(", ");
+      plan.textContent = `Runs ${engines} on ${p.runtime}/${p.precision}: ${p.reason}` + (p.input ? `; input ${p.input}` : "") +
+        `. ${plans.reduce((sum, x) => sum + (x.frames || 0), 0)} frames → ${p.width}×${p.height}, about ${roughly(total)} ` +
+        `(${p.fps < 10 ? p.fps.toFixed(2) : Math.round(p.fps)} fps, ${p.source}).`;
+    } catch (err) { if (ticket === asked) { plan.textContent = ""; message.textContent = err.message; } }
+  };
+  let timer = null;
+  const later = () => { clearTimeout(timer); timer = setTimeout(estimate, 400); };
+  fields.addEventListener("change", later);
+  action.addEventListener("change", later);
+  draw();
+  estimate();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const failed = [];
+    for (const media of items) {
+      try {
+        const job = await api("POST", "/api/jobs", request(media));
+        localStorage.setItem(`vidsr.form.${action.value}`, JSON.stringify(request(media)));
+        state.jobs.set(job.id, job);
+      } catch (err) { failed.push(items.length > 1 ? `${media.name}: ${err.message}` : err.message); }
     }
-    catch (err) { message.textContent = err.message; }
+    renderJobs();
+    if (failed.length) message.textContent = failed.join("; "); else $("#dialog").close();
   });
   return form;
 }
@@ -182,6 +242,15 @@ function compareView(m) {
   const box = el("div", { class: "compare", "data-testid": "compare" }, before, after, divider,
     el("span", { class: "label left" }, `source (${source.info.width}×${source.info.height}, scaled by the browser)`),
     el("span", { class: "label right" }, `result (${m.info.width}×${m.info.height})`));
+  // Zoom: fit the dialog, or the result's own pixels at 1, 2 or 4 screen pixels each, scrolled inside a frame.
+  const frame = el("div", { class: "compare-frame" }, box);
+  const zoom = el("select", { "aria-label": "zoom", "data-testid": "zoom" }, ...[["fit", "fit"], ["1", "100%"], ["2", "200%"], ["4", "400%"]].map(([v, t]) => el("option", { value: v }, t)));
+  zoom.addEventListener("change", () => {
+    const z = Number(zoom.value);
+    box.style.width = z ? `${m.info.width * z / devicePixelRatio}px` : "";
+    box.style.maxWidth = z ? "none" : "";
+    box.classList.toggle("pixels", z > 1);
+  });
   const split = el("input", { type: "range", min: 0, max: 100, value: 50, "aria-label": "split" });
   split.addEventListener("input", () => { after.style.clipPath = `inset(0 0 0 ${split.value}%)`; divider.style.left = `${split.value}%`; });
   const at = el("input", { type: "number", min: 0, step: "any", value: Math.min(1, (m.info.duration || 0) / 2).toFixed(2), "aria-label": "time" });
@@ -192,8 +261,9 @@ function compareView(m) {
   };
   at.addEventListener("change", load);
   load();
-  const controls = el("div", { class: "compare-controls" }, el("label", {}, "Frame at (s) ", at), el("label", {}, "Split "), split);
-  return el("div", {}, m.kind === "video" ? controls : el("div", { class: "compare-controls" }, el("label", {}, "Split "), split), box);
+  const controls = el("div", { class: "compare-controls" }, m.kind === "video" ? el("label", {}, "Frame at (s) ", at) : null,
+    el("label", {}, "Zoom ", zoom), el("label", {}, "Split "), split);
+  return el("div", {}, controls, frame);
 }
 
 // jobs
