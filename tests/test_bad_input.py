@@ -208,14 +208,15 @@ def test_a_failed_run_exits_however_the_decoder_threads_log(vidsr, tmp_path):
     # Python callback. Each run here must end with its one-line error well within the timeout.
     import subprocess
 
-    clip = make_clip(tmp_path / "subs.mkv", 320, 180, frames=50, subtitles=True)
+    # An odd x3 size cannot go into 4:2:0: the writer refuses it once the decoder's threads are running.
+    clip = make_clip(tmp_path / "odd.mkv", 321, 181, frames=50, pix_fmt="yuv444p", subtitles=True)
     for i in range(6):
         try:
-            # MPEG-TS holds no ASS subtitles (MP4 takes them as mov_text): the run fails once frames are decoding.
-            p = vidsr("upscale", clip, "-o", tmp_path / f"x{i}.ts", "--duration", "1", timeout=60)
+            p = vidsr("upscale", clip, "-o", tmp_path / f"x{i}.mp4", "--duration", "1", "--scale", "3", "-m", "edsr",
+                      "--pix-fmt", "yuv420p", timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail(f"run {i} hung after its error")
-        assert p.returncode == 2 and b"subtitle" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+        assert p.returncode == 2 and b"odd" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     from vidsr.logs import route_ffmpeg_log
 
     for debug in (False, True):
@@ -507,3 +508,34 @@ def test_an_mp4_with_its_index_at_the_end_on_a_pipe_says_why(vidsr, tmp_path):
     assert b"faststart" in p.stderr and b"corrupt" not in p.stderr and len(p.stderr.splitlines()) == 1
     p = vidsr("upscale", src, "-o", tmp_path / "y.mkv", "-m", "edsr", "--input-format", "y4m", check=2)
     assert b"not readable as --input-format" in p.stderr and b"returned 22" not in p.stderr
+
+
+@pytest.mark.parametrize("name, args, words", [
+    ("out.xyz", [], "no container called .xyz"),  # FFmpeg's "Could not determine output format", after an estimate
+    ("out.gif", [], "GIF output is not supported"),  # 'gif' format does not support 'libx264', exit 1
+    ("out.mp4", ["--start", "5"], "past the end"),  # said after the estimate line, as a second line
+    ("out.webm", ["--codec", "libx265", "--no-audio"], "cannot go into webm"),  # FFmpeg's words, exit 1, mid-run
+])
+def test_outputs_and_windows_that_cannot_work_are_one_line_before_any_work(vidsr, tmp_path, name, args, words):
+    clip = make_clip(tmp_path / "in.mp4", frames=10)
+    p = vidsr("upscale", clip, "-o", tmp_path / name, "-m", "srcnn", *args, check=2)
+    assert words in p.stderr.decode() and len(p.stderr.splitlines()) == 1, p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_webm_gets_vp9_which_it_holds(vidsr, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6)
+    vidsr("upscale", clip, "-o", tmp_path / "out.webm", "-m", "srcnn", "--no-audio", check=0)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9" and c.streams.video[0].frames in (0, 6)
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    # AAC cannot go into WebM: one line that names the way out
+    p = vidsr("upscale", clip, "-o", tmp_path / "a.webm", "-m", "srcnn", check=2)
+    assert b"--no-audio" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_an_empty_engines_folder_is_said_not_listed_as_nothing(vidsr, env, tmp_path):
+    env["VIDSR_ENGINES"] = str(tmp_path)
+    p = vidsr("models", check=1)
+    assert p.stdout == b"" and b"no engines in" in p.stderr and b"VIDSR_ENGINES" in p.stderr
+    assert len(p.stderr.splitlines()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -10,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vidsr.commands.common import emit_json
-from vidsr.models.engine import DEGRADATIONS, VideoGain, best_engine, list_engines, video_choice
+from vidsr.errors import VidsrError
+from vidsr.models.engine import DEGRADATIONS, VideoGain, best_engine, engines_dir, list_engines, video_choice
 from vidsr.models.flops import gflop_per_output_mp
 
 
@@ -33,6 +35,10 @@ def models(as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     labels: list[tuple[str, str]] = []
     engines = list_engines()
+    if not engines:
+        raise VidsrError(f"no engines in {engines_dir()} (a folder of engine folders, each with manifest.json and "
+                         "model.safetensors" + ("; VIDSR_ENGINES names it: unset it for the shipped ones)"
+                                                if os.environ.get("VIDSR_ENGINES") else ")"))
     scales = sorted({s for e in engines for s in e.scales})
     picks = {(s, kind): best_engine(engines, s, kind) for s in scales for kind in DEGRADATIONS}
     video = {key: video_choice(engines, key[0], single)[0].id for key, single in picks.items()}

@@ -23,10 +23,17 @@ from vidsr.models.engine import Engine
 from vidsr.progress import JsonProgress
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.runtime.speed import SpeedKey, record_run
-from vidsr.video.formats import container, default_codec, holds_side_streams, is_deep_or_hdr
+from vidsr.video.formats import (
+    check_video_output,
+    container,
+    default_codec,
+    holds_side_streams,
+    is_deep_or_hdr,
+    muxer_for,
+)
 from vidsr.video.nvenc import choose_encoder
-from vidsr.video.options import check_encode
-from vidsr.video.writer import EncodeOptions
+from vidsr.video.options import check_codec_in, check_encode
+from vidsr.video.writer import EncodeOptions, check_copies
 
 
 def parse_time(value: str | None) -> float | None:
@@ -75,7 +82,10 @@ def check_output(input_path: str, output: str, codec: str, crf: int, preset: str
         raise UsageError(f"{output}: an image name for a video input; give a video name (.mkv, .mp4) or use "
                          "--compare/--duration on a video output")
     if not (not is_pipe(input_path) and is_image(input_path)):
+        if muxer is None and output != "-" and not is_image(output):
+            check_video_output(output)
         check_encode(codec, crf, preset, pix_fmt, muxer)
+        check_codec_in(codec, muxer or (muxer_for(None, output) if output != "-" else None))
     if 0 < tile < MIN_SENSIBLE_TILE and not quiet:
         click.echo(f"vidsr: warning: --tile {tile} is tiny (pixels of the network's input); each tile pays for "
                    f"its overlap and a call, so this runs many times slower than --tile {MIN_SENSIBLE_TILE} or more",
@@ -301,9 +311,10 @@ def _dry_run(a: UpscaleArgs, upscaler: Any, engine: Engine, image: bool, summary
 
 
 def _announce(a: UpscaleArgs, upscaler: Any, engine: Engine, work: Work) -> tuple[dict[str, Any], SpeedKey]:
-    """The estimate, said on stderr before the work starts (a line of its own above the progress bar)."""
+    """The estimate, said on a terminal's stderr before the work starts where the run is long enough to be worth a
+    line (above the progress bar, which a terminal shows too); --json and logs have it always as data."""
     expected, key = expect(upscaler, engine, work)
-    if not a.quiet:
+    if not a.quiet and expected.worth_saying and sys.stderr.isatty():
         click.echo(f"vidsr: {expected.line(engine.id, upscaler.runtime.name, upscaler.runtime.precision)}", err=True)
     return expected.as_dict(), key
 
@@ -334,6 +345,8 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     announced: dict[str, Any] = {}
 
     def on_start(info: Any) -> None:
+        if (copied_into := muxer_for(a.fmt, a.output)) and info.copied:
+            check_copies(copied_into, info.copied)  # a stream the output cannot hold: said before any work
         announced["work"] = work_of_stream(info, int(a.scale))
         announced["estimate"], announced["key"] = _announce(a, upscaler, engine, announced["work"])
         progress.start(info)

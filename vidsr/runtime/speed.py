@@ -29,6 +29,7 @@ PROBE_CALLS = 2  # timed, after one that warms the runtime (first-shape setup, c
 # tenth: a 768x432 clip spent 92% of its time in inference (issue 39's run). A finished run replaces the guess.
 PIPELINE_FACTOR = 1.1
 SPEED_FILE = "speed.json"
+SAY_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Estimate:
     @property
     def seconds(self) -> float | None:
         return None if self.frames is None else self.frames * self.seconds_per_frame
+
+    @property
+    def worth_saying(self) -> bool:
+        """Whether the run is long enough for a line about it: ``SAY_AFTER_S`` or more, or a second or more a
+        frame where the count is unknown (a pipe). Shorter runs are over before the line is read."""
+        return self.seconds >= SAY_AFTER_S if self.seconds is not None else self.seconds_per_frame >= 1.0
 
     @property
     def fps(self) -> float:

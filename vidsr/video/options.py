@@ -4,6 +4,7 @@ that a typo is a usage error naming the valid values, not an FFmpeg message abou
 from __future__ import annotations
 
 import difflib
+import io
 
 import av
 
@@ -78,3 +79,15 @@ def check_encode(codec: str, crf: int | None, preset: str | None, pix_fmt: str |
     check_crf(codec, crf)
     check_preset(codec, preset)
     check_pix_fmt(pix_fmt)
+
+
+def check_codec_in(codec: str, muxer: str | None) -> None:
+    """An encoder the container cannot hold (x265 into WebM) is a usage error before any work, as FFmpeg's own
+    check says it when the stream is added."""
+    if not muxer:
+        return
+    try:
+        with av.open(io.BytesIO(), mode="w", format=muxer) as scratch:
+            scratch.add_stream(codec)
+    except (ValueError, av.error.FFmpegError) as e:
+        raise UsageError(f"--codec {codec} cannot go into {muxer} ({e}); choose another --codec or container") from None

@@ -256,6 +256,9 @@ class VideoReader:
             dur = self.container_end
         if not frames and dur and rate:
             frames = int(round(dur * float(rate)))
+        length = dur or self.container_end
+        if start and length and start >= length:  # said before any work (or an estimate of it) starts
+            raise UsageError(f"--start {start:g} s is past the end of {self.name} ({length:.2f} s long)")
         if frames and start and rate:  # the count (the progress bar's total, the estimate) is of what will run
             frames = max(1, frames - int(round(start * float(rate))))
         if duration is not None and rate:

@@ -3,6 +3,7 @@ only on success, or to a stream (stdout)."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -39,6 +40,41 @@ class EncodeOptions:
     pix_fmt: str | None = None  # None: the source's working format
 
 
+def add_copy(out: av.container.OutputContainer, s: av.stream.Stream, retimed: set[int],
+             carried: Carried) -> av.stream.Stream:
+    """An output stream in ``out`` for the copied input stream ``s``: its packets as they are, or, for text
+    subtitles the container cannot hold as they are (SRT, ASS or WebVTT into MP4), the same text as mov_text
+    (``s.index`` goes into ``retimed``). A stream the container cannot hold at all is a usage error."""
+    try:
+        return out.add_stream_from_template(s)
+    except (ValueError, av.error.FFmpegError) as e:
+        why = e
+    name = s.codec_context.name
+    if s.type == "subtitle" and name in TEXT_SUBTITLES and out.format.name in MOV_TEXT_MUXERS:
+        text: Any = out.add_stream("mov_text")  # a SubtitleStream, which the stubs do not type
+        text.time_base = s.time_base
+        decoder: Any = s.codec_context
+        if not decoder.is_open:
+            decoder.open()
+        # mov_text's encoder needs the decoder's styles before the header is written, at the first packet.
+        text.codec_context.subtitle_header = decoder.subtitle_header or DEFAULT_ASS_HEADER
+        retimed.add(s.index)
+        carried.carried.append(f"subtitles #{s.index} ({name}) as mov_text, the text subtitles {out.format.name} "
+                               "holds")
+        return text
+    kind = "bitmap subtitles" if s.type == "subtitle" else f"{s.type}"
+    raise UsageError(f"cannot copy {kind} stream #{s.index} ({name}) into {out.format.name}: {why}; choose another "
+                     f"container (MKV holds it) or --no-{'audio' if s.type == 'audio' else 'subtitles'}") from None
+
+
+def check_copies(muxer: str, streams: list[av.stream.Stream]) -> None:
+    """The streams a run will copy, tried in a throwaway ``muxer`` container before any work: a stream it cannot
+    hold is the same usage error the writer would raise after the first frame."""
+    with av.open(io.BytesIO(), mode="w", format=muxer) as scratch:
+        for s in streams:
+            add_copy(scratch, s, set(), Carried())
+
+
 class VideoWriter:
     def __init__(self, dst: str | BinaryIO, fmt: str | None, src: SourceInfo, width: int, height: int,
                  pix_fmt: str, tags: ColourTags, options: EncodeOptions, display: str | None = None,
@@ -64,38 +100,13 @@ class VideoWriter:
             self.copies: dict[int, av.stream.Stream] = {}
             self.retimed: set[int] = set()  # text subtitles re-encoded as mov_text, the one text MP4 holds
             for s in src.copied:
-                self.copies[s.index] = self._add_copy(s)
+                self.copies[s.index] = add_copy(self.container, s, self.retimed, self.carried)
                 copy_stream_tags(s, self.copies[s.index], muxer, self.carried)
             if source is not None and muxer not in VIDEO_ONLY:
                 copy_container(source, self.container, cut[0], cut[1], self.carried)
         except BaseException:
             self.container.close()
             raise
-
-    def _add_copy(self, s: av.stream.Stream) -> av.stream.Stream:
-        """An output stream for the copied input stream ``s``: its packets as they are, or, for text subtitles that
-        the container cannot hold as they are (SRT, ASS or WebVTT into MP4), the same text as mov_text."""
-        try:
-            return self.container.add_stream_from_template(s)
-        except (ValueError, av.error.FFmpegError) as e:
-            why = e
-        name = s.codec_context.name
-        if s.type == "subtitle" and name in TEXT_SUBTITLES and self.container.format.name in MOV_TEXT_MUXERS:
-            out: Any = self.container.add_stream("mov_text")  # a SubtitleStream, which the stubs do not type
-            out.time_base = s.time_base
-            decoder: Any = s.codec_context
-            if not decoder.is_open:
-                decoder.open()
-            # mov_text's encoder needs the decoder's styles before the header is written, at the first packet.
-            out.codec_context.subtitle_header = decoder.subtitle_header or DEFAULT_ASS_HEADER
-            self.retimed.add(s.index)
-            self.carried.carried.append(f"subtitles #{s.index} ({name}) as mov_text, the text subtitles "
-                                        f"{self.container.format.name} holds")
-            return out
-        kind = "bitmap subtitles" if s.type == "subtitle" else f"{s.type}"
-        raise UsageError(f"cannot copy {kind} stream #{s.index} ({name}) into {self.container.format.name}: {why}; "
-                         f"choose another container (MKV holds it) or --no-"
-                         f"{'audio' if s.type == 'audio' else 'subtitles'}") from None
 
     def _add_video(self, src: SourceInfo, width: int, height: int, pix_fmt: str, tags: ColourTags,
                    o: EncodeOptions, hdr: Hdr10 | None = None) -> None:
@@ -130,6 +141,8 @@ class VideoWriter:
             opts["crf"] = str(o.crf)
         if o.preset and o.codec in _PRESET_ENCODERS:
             opts["preset"] = o.preset
+        if o.codec == "libvpx-vp9":  # constant quality at --crf (b 0), and the speed of x264's medium, near enough
+            opts |= {"b": "0", "row-mt": "1", "cpu-used": "4"}
         if o.codec in NVENC:
             opts |= nvenc_options(o.crf, o.preset)
         if o.codec == "libx265":
