@@ -76,7 +76,7 @@ class Engine:
                              f"({self.manifest.arch} {self.manifest.config}): {reasons[0] if reasons else e}"
                              + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")) from None
         self.arch.set_scale(model, scale)
-        return model.eval()
+        return self.arch.for_inference(model).eval()
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The weights, only once their sha256 matches the manifest (warm starts go through here too)."""

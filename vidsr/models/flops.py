@@ -29,6 +29,7 @@ def gflop_per_output_mp(engine, scale: int) -> float:
     """GFLOP per output megapixel (= MFLOP per output pixel) of ``engine`` at ``scale``, whatever its input space."""
     model = engine.build()
     engine.arch.set_scale(model, scale)
+    model = engine.arch.for_inference(model)  # what runs: RepNet's fused convolutions, not its training branches
     side = 32
     h, w = engine.arch.network_size(side, side, scale)
     return conv_flops(model, torch.zeros(1, engine.input_channels, h, w)) / (side * scale) ** 2 / 1e3

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vidsr.models.edsr import EDSR, MDSR
+from vidsr.models.repnet import RepNet
 from vidsr.models.rvsr import RVSR, state_channels
 from vidsr.models.srcnn import SRCNN
 from vidsr.models.vdsr import VDSR
@@ -39,6 +40,13 @@ class Architecture:
     # Carries a hidden state from frame to frame (RVSR): it runs on videos, one frame after another, and its graph
     # takes the aligned state stacked after the frame (``input_channels``).
     recurrent: bool = False
+    # For RepNet: the network as it runs, its training branches fused into one convolution a layer. Loading an
+    # engine, exporting it and counting its FLOPs all go through here.
+    inference: Callable[[nn.Module], nn.Module] | None = None
+
+    def for_inference(self, model: nn.Module) -> nn.Module:
+        """``model`` as it runs: itself, or the one its descriptor fuses it into."""
+        return self.inference(model) if self.inference is not None else model
 
     def build(self, config: dict[str, Any], scales: tuple[int, ...]) -> nn.Module:
         if self.takes_scale == "scale":
@@ -83,6 +91,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     # its hidden features ride pixel-shuffled at HR size.
     "rvsr": Architecture("rvsr", "RGB", "LR", RVSR, multi_scale=False, takes_scale="scale", deepen=EDSR.deepen,
                          precisions=("fp32", "bf16", "fp16"), recurrent=True),
+    # Plain 3x3 convolutions at LR size, trained with branches (vidsr/models/repnet.py): the fast tier.
+    "repnet": Architecture("repnet", "RGB", "LR", RepNet, multi_scale=False, takes_scale="scale",
+                           inference=lambda model: model.fused()),  # type: ignore[operator]
 }
 
 # Named configurations: "edsr" on the command line means the trained baseline, "edsr-full" the paper's large model.
@@ -96,6 +107,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "mdsr": ("mdsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
     # EDSR-baseline's body with a recurrent memory of the frames before: for video.
     "rvsr": ("rvsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
+    # The fast tier: a tenth or less of EDSR-baseline's FLOPs a pixel (docs/PERFORMANCE.md has the speeds).
+    "repnet": ("repnet", {"features": 32, "blocks": 6, "expand": 2}),
 }
 
 

@@ -1,0 +1,94 @@
+"""RepNet: a plain stack of 3x3 convolutions at LR size for the fast tier, trained with branches and run as one
+convolution a layer (after ECBSR and SPAN's Conv3XC).
+
+A CPU runs a plain 3x3 convolution best; a network of nothing else is hard to train. So each layer trains as the sum
+of four branches over the same input (a 3x3 convolution, a 1x1 expansion into a 3x3 convolution, a 1x1 convolution
+and the identity) and ships as the one 3x3 convolution they add up to: linear maps compose and add exactly.
+``RepNet.fused()`` returns that network; it computes what the branched one does to float precision (tested), and
+it is what every runtime and the ONNX graph get. The output adds the input, repeated over each output pixel's
+sub-pixels before the pixel shuffle: nearest-neighbour upsampling for free, so the layers learn only the residual.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch's own idiom
+from torch import nn
+
+
+class RepConv(nn.Module):
+    """One layer: four branches in training, one 3x3 convolution once fused. ``expand``: the 1x1 expansion's width,
+    as a multiple of ``c_out``; the identity branch exists only where ``c_in == c_out``."""
+
+    def __init__(self, c_in: int, c_out: int, expand: int = 2):
+        super().__init__()
+        self.c_in, self.c_out = c_in, c_out
+        self.conv3 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv1 = nn.Conv2d(c_in, c_out, 1)
+        # No bias on the expansion: zero padding after a biased 1x1 would make the border differ from the fused
+        # kernel's, which pads the input itself.
+        self.expand = nn.Conv2d(c_in, c_out * expand, 1, bias=False)
+        self.squeeze = nn.Conv2d(c_out * expand, c_out, 3, padding=1)
+        self.identity = c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv3(x) + self.conv1(x) + self.squeeze(self.expand(x))
+        return y + x if self.identity else y
+
+    def kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (weight, bias) of the one 3x3 convolution the branches add up to."""
+        w = self.conv3.weight.detach().clone()
+        b = sum((c.bias.detach() for c in (self.conv3, self.conv1, self.squeeze) if c.bias is not None),
+                torch.zeros(self.c_out))
+        w[:, :, 1, 1] += self.conv1.weight.detach()[:, :, 0, 0]
+        # squeeze(expand(x)): out[o] = sum_e Ws[o, e] * (sum_i We[e, i] x[i]) = sum_i (sum_e Ws[o, e] We[e, i]) x[i]
+        w += torch.einsum("oekl,ei->oikl", self.squeeze.weight.detach(), self.expand.weight.detach()[:, :, 0, 0])
+        if self.identity:
+            w[:, :, 1, 1] += torch.eye(self.c_out, dtype=w.dtype)
+        return w, b
+
+
+class RepNet(nn.Module):
+    """``features`` wide and ``blocks`` deep at LR size, for one ``scale``; RGB in [0, 1] in and out."""
+
+    def __init__(self, scale: int = 2, features: int = 32, blocks: int = 6, expand: int = 2, colours: int = 3):
+        super().__init__()
+        self.scale, self.colours = scale, colours
+        self.head = RepConv(colours, features, expand)
+        self.body = nn.ModuleList(RepConv(features, features, expand) for _ in range(blocks))
+        self.acts = nn.ModuleList(nn.PReLU(features) for _ in range(blocks + 1))
+        self.tail = RepConv(features, colours * scale * scale, expand)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.acts[0](self.head(x))
+        for conv, act in zip(self.body, self.acts[1:]):
+            h = act(conv(h))
+        return F.pixel_shuffle(self.tail(h) + x.repeat_interleave(self.scale * self.scale, dim=1), self.scale)
+
+    def fused(self) -> FusedRepNet:
+        """The same function as one 3x3 convolution a layer, for inference and export."""
+        layers = [self.head, *(b for b in self.body if isinstance(b, RepConv)), self.tail]
+        net = FusedRepNet(self.scale, [(layer.c_in, layer.c_out) for layer in layers], self.colours)
+        fused: dict[str, torch.Tensor] = {}
+        for i, layer in enumerate(layers):
+            fused[f"convs.{i}.weight"], fused[f"convs.{i}.bias"] = layer.kernel()
+        for i, act in enumerate(a for a in self.acts if isinstance(a, nn.PReLU)):
+            fused[f"acts.{i}.weight"] = act.weight.detach()
+        net.load_state_dict(fused)
+        return net.train(self.training)
+
+
+class FusedRepNet(nn.Module):
+    """RepNet as it runs: 3x3 convolutions with PReLUs between them, the nearest-neighbour residual, a shuffle."""
+
+    def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3):
+        super().__init__()
+        self.scale, self.colours = scale, colours
+        self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in shapes)
+        self.acts = nn.ModuleList(nn.PReLU(c_out) for _, c_out in shapes[:-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for conv, act in zip(self.convs[:-1], self.acts):
+            h = act(conv(h))
+        return F.pixel_shuffle(self.convs[-1](h) + x.repeat_interleave(self.scale * self.scale, dim=1), self.scale)
