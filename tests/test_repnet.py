@@ -103,3 +103,35 @@ def test_a_video_upscales_through_the_cli(repnet_engines, vidsr, tmp_path):
     p = vidsr("upscale", clip, "-o", tmp_path / "out.mp4", "-m", "repnet-tiny-x2", "--json", check=0)
     report = json.loads(p.stdout)
     assert report["model"] == "repnet-tiny-x2" and report["frames"] == 6 and report["runtime"] == "openvino"
+
+
+@pytest.fixture()
+def tiered_engines(tmp_path, env):
+    """EDSR-baseline (686 GFLOP/MP) and RepNet (20.6) at x2, and EDSR-baseline alone at x4: full-size networks,
+    random weights, no measurements (auto's unmeasured choice is EDSR)."""
+    torch.manual_seed(0)
+    for arch, preset, scale in (("edsr", "edsr-baseline", 2), ("repnet", "repnet", 2), ("edsr", "edsr-baseline", 4)):
+        config = PRESETS[preset][1]
+        eid = f"{preset}-x{scale}"
+        save_engine(tmp_path / eid, eid, arch, preset, arch, config, (scale,),
+                    ARCHITECTURES[arch].build(config, (scale,)))
+    env["VIDSR_ENGINES"] = str(tmp_path)
+    env["VIDSR_CACHE"] = str(tmp_path / "cache")
+    return tmp_path
+
+
+def test_quality_picks_auto_within_a_tier_and_says_so(tiered_engines, vidsr, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", 64, 48, frames=4)
+
+    def plan(*args):
+        p = vidsr("upscale", clip, "-o", tmp_path / "out.mp4", "--dry-run", "--json", "--degradation", "clean", *args,
+                  check=0)
+        return json.loads(p.stdout)
+
+    assert plan()["model"] == "edsr-baseline-x2"  # best, the default: what auto ran before tiers
+    fast = plan("--quality", "fast")
+    assert fast["model"] == "repnet-x2" and "--quality fast: engines of 68.6 GFLOP" in fast["model_choice"]["reason"]
+    assert plan("--quality", "balanced")["model"] == "edsr-baseline-x2"
+    none = plan("--quality", "fast", "--scale", "4")  # no fast engine at x4: the cheapest there, and why
+    assert none["model"] == "edsr-baseline-x4" and "no engine within 68.6" in none["model_choice"]["reason"]
+    assert plan("--quality", "fast", "--model", "edsr")["model"] == "edsr-baseline-x2"  # a named model runs as named

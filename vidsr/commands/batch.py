@@ -13,8 +13,8 @@ from vidsr.commands.common import emit_json, model_options, processing_options
 from vidsr.errors import UsageError
 
 # Options passed through to each file's `vidsr upscale`, and which of them decide what the outputs are.
-_PASSED = ("model", "scale", "runtime", "device", "precision", "tile", "degradation", "ensemble", "batch", "codec",
-           "crf", "preset", "pix_fmt", "fmt", "start", "duration", "no_audio", "no_subtitles", "deinterlace",
+_PASSED = ("model", "quality", "scale", "runtime", "device", "precision", "tile", "degradation", "ensemble", "batch",
+           "codec", "crf", "preset", "pix_fmt", "fmt", "start", "duration", "no_audio", "no_subtitles", "deinterlace",
            "compare", "strict", "temporal_filter")
 
 

@@ -26,7 +26,7 @@ from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
               help="The end-to-end run filters the output along the motion as upscale does (auto: with engines "
                    "for degraded input, --degradation real or heavy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(model: str, scale: str, runtime: str, device: str, precision: str, tile: int, degradation: str,
+def bench(model: str, quality: str, scale: str, runtime: str, device: str, precision: str, tile: int, degradation: str,
           size: str, frames: int, batch: int, codec: str, preset: str, temporal_filter: str,
           as_json: bool) -> None:
     """Inference-only fps, end-to-end fps (decode + upscale + encode), their ratio, GFLOP/s, peak RSS and time per
@@ -49,10 +49,10 @@ def bench(model: str, scale: str, runtime: str, device: str, precision: str, til
                    temporal_filter, as_json)
         return
     upscaler, engine = build_upscaler(model, int(scale), spec=RuntimeSpec(runtime, device, precision, batch),
-                                      tile=tile, degradation=degradation, video=True)
+                                      tile=tile, degradation=degradation, video=True, quality=quality)
     r = run_bench(upscaler, engine, parse_size(size), frames, batch, encode,
                   wanted(temporal_filter, engine.degradation))
-    r["model_choice"] = model_choice(model, engine, int(scale), video=True)
+    r["model_choice"] = model_choice(model, engine, int(scale), video=True, quality=quality)
     if as_json:
         emit_json(r)
         return

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from vidsr.errors import UsageError
-from vidsr.models.engine import DEGRADATIONS, Engine, find_engine
+from vidsr.models.engine import DEFAULT_QUALITY, DEGRADATIONS, QUALITY_CAPS, Engine, find_engine
+from vidsr.models.flops import gflop_per_output_mp
 from vidsr.runtime.select import DEVICES, PRECISIONS, RUNTIMES, RuntimeSpec, make_runtime
 from vidsr.upscaler import Upscaler
 
@@ -26,6 +27,10 @@ def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
         click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                      help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'. auto: the "
                           "shipped engine that measures best at the scale (marked there)."),
+        click.option("--quality", type=click.Choice(tuple(QUALITY_CAPS)), default=DEFAULT_QUALITY, show_default=True,
+                     help="What auto trades for speed: fast (a tenth of EDSR-baseline's cost or less: batches of "
+                          "footage), balanced (the 16-block engines), best (whatever measures best). A tier "
+                          "without an engine at the scale runs the cheapest engine there."),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
         click.option("--runtime", type=click.Choice(runtimes), default="auto", show_default=True,
@@ -97,12 +102,12 @@ def processing_options(fn):
 
 
 def build_upscaler(model: str, scale: int, *, spec: RuntimeSpec = DEFAULT_SPEC, tile: int = 0,
-                   ensemble: bool = False, degradation: str = "clean",
-                   video: bool = False) -> tuple[Upscaler, Engine]:
+                   ensemble: bool = False, degradation: str = "clean", video: bool = False,
+                   quality: str = DEFAULT_QUALITY) -> tuple[Upscaler, Engine]:
     """The engine for ``model`` at ``scale`` (of the ``degradation`` kind; ``video``: for a video, where auto may
-    run a recurrent engine) on the backend ``spec`` resolves to."""
+    run a recurrent engine; ``quality``: auto's tier) on the backend ``spec`` resolves to."""
     engine = find_engine(model, scale, degradation="clean" if degradation == "auto" else degradation,
-                         video=video and not ensemble)
+                         video=video and not ensemble, quality=quality)
     if ensemble and engine.arch.recurrent:
         raise UsageError(f"--ensemble: {engine.id} carries its state from frame to frame, which flipped and "
                          "rotated copies of a frame cannot share; leave --ensemble off or pick a single-frame model")
@@ -111,20 +116,28 @@ def build_upscaler(model: str, scale: int, *, spec: RuntimeSpec = DEFAULT_SPEC, 
                     max_input=max_input), engine
 
 
-def model_choice(model: str, engine: Engine, scale: int, video: bool) -> dict[str, Any]:
+def model_choice(model: str, engine: Engine, scale: int, video: bool,
+                 quality: str = DEFAULT_QUALITY) -> dict[str, Any]:
     """Which engine ran and why, for --json: auto's reasoning for a video (multi-frame or single-frame), else what
-    was asked for."""
-    from vidsr.models.engine import AUTO, list_engines, video_choice
+    was asked for; a tier other than best is named."""
+    from vidsr.models.engine import AUTO, in_tier, list_engines, video_choice
 
     if model != AUTO:
-        why = f"--model {model}"
-    elif not video:
+        return {"engine": engine.id, "multi_frame": engine.arch.recurrent, "reason": f"--model {model}"}
+    tier = in_tier(list_engines(), scale, quality)
+    if not video:
         why = "the best-measured single-frame engine for this input (images keep single-frame engines)"
     elif engine.arch.recurrent:
-        why = video_choice(list_engines(), scale, find_engine(AUTO, scale, degradation=engine.degradation))[1]
+        single = find_engine(AUTO, scale, degradation=engine.degradation, quality=quality)
+        why = video_choice(tier, scale, single)[1]
     else:
-        why = video_choice(list_engines(), scale, engine)[1]
-    return {"engine": engine.id, "multi_frame": engine.arch.recurrent, "reason": why}
+        why = video_choice(tier, scale, engine)[1]
+    if QUALITY_CAPS[quality] is not None:
+        cap = QUALITY_CAPS[quality]
+        within = gflop_per_output_mp(engine, scale) <= (cap or 0)
+        why += (f"; --quality {quality}: engines of {cap:g} GFLOP per output MP or less" if within else
+                f"; --quality {quality}: no engine within {cap:g} GFLOP per output MP at x{scale}, so the cheapest")
+    return {"engine": engine.id, "multi_frame": engine.arch.recurrent, "reason": why, "quality": quality}
 
 
 def emit_json(obj: dict[str, Any], to_stderr: bool = False) -> None:

@@ -44,9 +44,9 @@ def _specs(texts: tuple[str, ...]) -> list[Degradation | None]:
               help="With --video: score each sequence's first N frames.")
 @click.option("--ensemble", is_flag=True, help="Geometric self-ensemble (8 flips/rotations): better, 8x slower.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str, device: str, precision: str,
-                 tile: int, degradation: str, degrade_specs: tuple[str, ...], video: bool, temporal_filter: str,
-                 max_frames: int, ensemble: bool, as_json: bool) -> None:
+def eval_command(folders: tuple[Path, ...], model: str, quality: str, scale: str, runtime: str, device: str,
+                 precision: str, tile: int, degradation: str, degrade_specs: tuple[str, ...], video: bool,
+                 temporal_filter: str, max_frames: int, ensemble: bool, as_json: bool) -> None:
     """Y-PSNR/SSIM of a model and of bicubic on folders of HR images (or sequences with --video).
 
     Protocol (as the SR papers): modcrop, MATLAB bicubic downscale, model, round to 8 bits, Y of BT.601 studio
@@ -81,7 +81,7 @@ def eval_command(folders: tuple[Path, ...], model: str, scale: str, runtime: str
             kind = choices[label]["choice"]
         if kind not in built:
             built[kind] = build_upscaler(model, s, spec=RuntimeSpec(runtime, device, precision), tile=tile,
-                                         ensemble=ensemble, degradation=kind, video=video)
+                                         ensemble=ensemble, degradation=kind, video=video, quality=quality)
         upscaler, engine = built[kind]
         if engine.arch.recurrent and not video:
             raise UsageError(f"{engine.id} restores each frame from the frames before it: score it on sequences "

@@ -200,9 +200,9 @@ def upscale(**params: Any) -> None:
     spec = RuntimeSpec(a.runtime, a.device, a.precision, a.batch)
     video = is_pipe(a.input_path) or not is_image(a.input_path)
     upscaler, engine = build_upscaler(a.model, int(a.scale), spec=spec, tile=a.tile, ensemble=a.ensemble,
-                                      degradation=chosen, video=video)
+                                      degradation=chosen, video=video, quality=a.quality)
     summary: dict[str, Any] = {"input": a.input_path, "output": a.output, "model": engine.id, "scale": int(a.scale),
-                               "model_choice": model_choice(a.model, engine, int(a.scale), video),
+                               "model_choice": model_choice(a.model, engine, int(a.scale), video, a.quality),
                                "degradation": engine.degradation,
                                "degradation_choice": condition.as_dict() if condition else {"choice": chosen,
                                                                                             "reason": "asked for"},
@@ -233,6 +233,7 @@ class UpscaleArgs:
     input_path: str
     output: str
     model: str
+    quality: str
     scale: str
     runtime: str
     device: str

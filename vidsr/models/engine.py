@@ -138,6 +138,11 @@ def list_engines(root: Path | None = None) -> list[Engine]:
 
 
 AUTO = "auto"
+# --quality: the most GFLOP per output megapixel an engine auto picks may cost. fast: a tenth of EDSR-baseline's
+# 686 (the fast tier's engines, for batches of footage); balanced: 1.5x EDSR-baseline (the 16-block engines and the
+# multi-frame ones built on them, not the 32-block ones); best: whatever measures best.
+QUALITY_CAPS: dict[str, float | None] = {"fast": 68.6, "balanced": 1030.0, "best": None}
+DEFAULT_QUALITY = "best"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
 
@@ -218,15 +223,29 @@ def video_choice(engines: list[Engine], scale: int, single: Engine) -> tuple[Eng
     return engine, f"multi-frame {engine.id} measured {shown} over {single.id} on held-out sequences"
 
 
+def in_tier(engines: list[Engine], scale: int, quality: str) -> list[Engine]:
+    """The engines auto may pick at ``quality`` (``QUALITY_CAPS``): those within its cost at ``scale``; where none
+    upscales ``scale`` within it, the cheapest at ``scale``, so that a tier without its own engine yet still runs
+    the fastest one there is."""
+    cap = QUALITY_CAPS[quality]
+    if cap is None:
+        return engines
+    within = [e for e in engines if scale in e.scales and gflop_per_output_mp(e, scale) <= cap]
+    at = [e for e in engines if scale in e.scales]
+    return within or ([min(at, key=lambda e: gflop_per_output_mp(e, scale))] if at else engines)
+
+
 def find_engine(model: str, scale: int, root: Path | None = None, degradation: str = "clean",
-                video: bool = False) -> Engine:
+                video: bool = False, quality: str = DEFAULT_QUALITY) -> Engine:
     """The engine for a family (``edsr``), an engine id (``edsr-baseline-x2``) or ``auto`` at ``scale``; a family
     gives its best-measured engine for ``degradation`` (clean, real or heavily degraded input), else the next
-    milder kind's. ``video``: the input is a video, where auto may pick a recurrent engine (``video_choice``)."""
+    milder kind's. ``video``: the input is a video, where auto may pick a recurrent engine (``video_choice``).
+    ``quality``: auto's tier (``in_tier``); a named model or family runs whatever it costs."""
     engines = list_engines(root)
     if model == AUTO:
-        single = best_engine(engines, scale, degradation)
-        return video_choice(engines, scale, single)[0] if video else single
+        tier = in_tier(engines, scale, quality)
+        single = best_engine(tier, scale, degradation)
+        return video_choice(tier, scale, single)[0] if video else single
     named = [e for e in engines if model == e.id]
     if not named:
         # A family with several engines for one kind of input (a deeper heavy one beside the baseline's) gives

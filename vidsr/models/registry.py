@@ -108,7 +108,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # EDSR-baseline's body with a recurrent memory of the frames before: for video.
     "rvsr": ("rvsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
     # The fast tier: a tenth or less of EDSR-baseline's FLOPs a pixel (docs/PERFORMANCE.md has the speeds).
-    "repnet": ("repnet", {"features": 32, "blocks": 6, "expand": 2}),
+    "repnet": ("repnet", {"features": 32, "blocks": 4, "expand": 2}),
 }
 
 

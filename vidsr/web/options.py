@@ -20,7 +20,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_.:+][A-Za-z0-9_.:+-]{0,63}$")
 ACTIONS = ("upscale", "cut", "extract", "merge")
 KINDS = {"upscale": ("video", "image"), "cut": ("video",), "extract": ("video",), "merge": ("frames",)}
 # name -> type; the flag is --name with dashes.
-UPSCALE = {"model": str, "scale": int, "runtime": str, "device": str, "precision": str, "tile": int,
+UPSCALE = {"model": str, "quality": str, "scale": int, "runtime": str, "device": str, "precision": str, "tile": int,
            "degradation": str, "ensemble": bool, "batch": int, "codec": str, "crf": int, "preset": str,
            "pix_fmt": str, "start": str, "duration": str, "no_audio": bool, "no_subtitles": bool,
            "deinterlace": str, "strict": bool, "compare": str, "temporal_filter": str, "format": str}

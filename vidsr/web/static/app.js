@@ -151,6 +151,7 @@ async function convertForm(items) {
   const layouts = {
     upscale: () => [["Model", select("model", [["auto", "auto (best measured)"], ...families.map((f) => [f, f]),
         ...state.models.engines.filter((e) => !families.includes(e.id)).map((e) => [e.id, e.id])], "auto")],
+      ["Speed", select("quality", [["best", "best quality (auto's best-measured engine)"], ["balanced", "balanced (the 16-block engines)"], ["fast", "fast (a tenth of the cost: batches of footage)"]], "best")],
       ["Scale", select("scale", [["2", "×2"], ["3", "×3"], ["4", "×4"]], "2")],
       ["Input kind", select("degradation", [["auto", "auto (measured)"], ["clean", "clean source"], ["real", "compressed"], ["heavy", "heavily compressed / noisy (CCTV)"]], "auto")],
       ["Runtime", select("runtime", [["auto", "auto"], ["torch", "torch"], ["onnx", "ONNX Runtime"]], "auto")],
