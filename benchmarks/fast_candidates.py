@@ -38,8 +38,9 @@ CANDIDATES = {  # name: (arch, config)
 
 
 def seconds_a_frame(model: torch.nn.Module, scale: int, precision: str, calls: int, folder: Path) -> float:
-    import openvino as ov
+    from vidsr.runtime.openvino_rt import import_openvino
 
+    ov = import_openvino()
     x = torch.rand(1, 3, 540, 960)
     path = export_onnx(model, 3, folder / "net.onnx")
     config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",

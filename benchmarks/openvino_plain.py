@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import openvino as ov
 import torch
 
 from vidsr.bench import run_bench
@@ -31,9 +30,12 @@ from vidsr.commands.common import build_upscaler
 from vidsr.models.engine import find_engine
 from vidsr.runtime.cpu import default_threads, has_fast_bf16
 from vidsr.runtime.onnx_rt import onnx_for
+from vidsr.runtime.openvino_rt import import_openvino
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.upscaler import Upscaler, bicubic_up
 from vidsr.video.writer import EncodeOptions
+
+ov = import_openvino()
 
 
 def compile_plain(onnx_path: str, x: np.ndarray, static: bool) -> ov.InferRequest:

@@ -71,3 +71,17 @@ def test_openvino_on_cuda_and_in_fp16_are_usage_errors(engines):
         RuntimeSpec("openvino", "cuda").resolve()
     with pytest.raises(UsageError, match="fp16|fp32"):
         RuntimeSpec("openvino", "cpu", "fp16").resolve()
+
+
+def test_a_run_sends_no_openvino_telemetry(vidsr, env, tmp_path):
+    # `import openvino` starts OpenVINO's usage telemetry (a Google Analytics session from a forked process) where
+    # the user never answered; it wrote ~/intel/openvino_ga_cid on a fresh home, and one such fork was found
+    # deadlocked behind a run. vidsr imports it under the package's own opt-out.
+    from media import make_clip
+
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    env.pop("CI", None)
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    vidsr("upscale", clip, "-o", tmp_path / "out.mp4", "-m", "srcnn", "--runtime", "openvino", check=0)
+    assert not (tmp_path / "home" / "intel").exists()

@@ -31,9 +31,32 @@ from vidsr.runtime.onnx_rt import diff_against_torch
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
 
 
-def openvino_version() -> str | None:
+def import_openvino() -> Any:
+    """``import openvino`` without its usage telemetry. The package's import starts OpenVINO's telemetry (a Google
+    Analytics session from a forked process), on by default wherever the user never answered its question. A tool
+    for CCTV footage sends nothing anywhere, and one such fork, taken while another thread held the import lock, was
+    found deadlocked for good behind a run. The package's one switch is its CI opt-out, so the import runs under it
+    and the variable is put back after."""
+    import os
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
     try:
         import openvino
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
+    return openvino
+
+
+def openvino_version() -> str | None:
+    try:
+        openvino = import_openvino()
     except ImportError:
         return None
     return str(openvino.__version__).split("-")[0]
@@ -49,7 +72,7 @@ class OpenVinoRuntime:
     device: str = field(default="cpu", init=False)
 
     def __post_init__(self) -> None:
-        import openvino as ov
+        ov = import_openvino()
 
         self.core = ov.Core()
         self.core.set_property({"CACHE_DIR": str(cache_root() / "openvino" / "blobs")})
