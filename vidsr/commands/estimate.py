@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
+import av
 
 from vidsr.models.engine import Engine
 from vidsr.runtime.speed import Estimate, SpeedKey, estimate, probe_speed, speed_key
@@ -36,13 +36,15 @@ def work_of_stream(info: Any, scale: int) -> Work:
 def work_of_file(path: str, scale: int, image: bool, start: float, duration: float | None,
                  in_format: str | None) -> Work:
     """The work in a file, read the way the run reads it (the same frame count, window included)."""
-    if image:
-        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if img is None:
+    if image:  # the size from the header: decoding a large image here would read it twice
+        try:
+            with av.open(path) as c:
+                cc = c.streams.video[0].codec_context
+                return Work(1, int(cc.width), int(cc.height), scale)
+        except (av.error.FFmpegError, IndexError):
             from vidsr.errors import VidsrError
 
-            raise VidsrError(f"{path}: not an image OpenCV can read")
-        return Work(1, int(img.shape[1]), int(img.shape[0]), scale)
+            raise VidsrError(f"{path}: not an image FFmpeg can read") from None
     from vidsr.video.reader import VideoReader
 
     reader = VideoReader(path, in_format, start, duration, False, False)

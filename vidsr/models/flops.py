@@ -25,8 +25,19 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
     return flops
 
 
+_COUNTED: dict[tuple[str, str, int], float] = {}
+
+
 def gflop_per_output_mp(engine, scale: int) -> float:
-    """GFLOP per output megapixel (= MFLOP per output pixel) of ``engine`` at ``scale``, whatever its input space."""
+    """GFLOP per output megapixel (= MFLOP per output pixel) of ``engine`` at ``scale``, whatever its input space.
+    Counted once per engine folder, weights and scale in a process: auto's tiers and ties ask for every engine."""
+    key = (str(engine.path), str(engine.manifest.weights_sha256), scale)
+    if key not in _COUNTED:
+        _COUNTED[key] = _count(engine, scale)
+    return _COUNTED[key]
+
+
+def _count(engine, scale: int) -> float:
     model = engine.build()
     engine.arch.set_scale(model, scale)
     model = engine.arch.for_inference(model)  # what runs: RepNet's fused convolutions, not its training branches
