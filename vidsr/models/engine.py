@@ -19,7 +19,7 @@ from torch import nn
 from vidsr.errors import UsageError, VidsrError
 from vidsr.files import atomic_write_json
 from vidsr.hashing import sha256_file
-from vidsr.models.flops import gflop_per_output_mp
+from vidsr.models.flops import MANIFEST_FIELD, count_gflop_per_output_mp, gflop_per_output_mp
 from vidsr.models.manifest import EngineManifest
 from vidsr.models.registry import Architecture, architecture
 
@@ -273,7 +273,8 @@ def base_manifest(engine_id: str, family: str, preset: str, arch: str, config: d
     a = architecture(arch)
     return {"id": engine_id, "family": family, "preset": preset, "arch": arch, "config": config,
             "scales": list(scales), "colour": a.colour, "input_space": a.input_space,
-            "params": sum(p.numel() for p in model.parameters()), "weights_sha256": sha256_file(weights_path)}
+            "params": sum(p.numel() for p in model.parameters()), "weights_sha256": sha256_file(weights_path),
+            MANIFEST_FIELD: {str(s): round(count_gflop_per_output_mp(a, config, scales, s), 3) for s in scales}}
 
 
 def save_engine(folder: Path, engine_id: str, family: str, preset: str, arch: str, config: dict[str, Any],
