@@ -32,6 +32,9 @@ CANDIDATES = {  # name: (arch, config)
     "repnet c32 b8": ("repnet", {"features": 32, "blocks": 8, "expand": 2}),
     "repnet c32 b6": ("repnet", {"features": 32, "blocks": 6, "expand": 2}),
     "repnet c32 b4": ("repnet", {"features": 32, "blocks": 4, "expand": 2}),
+    "repnet u2 c64 b4": ("repnet", {"features": 64, "blocks": 4, "expand": 2, "unshuffle": 2}),
+    "repnet u2 c64 b6": ("repnet", {"features": 64, "blocks": 6, "expand": 2, "unshuffle": 2}),
+    "repnet u2 c48 b6": ("repnet", {"features": 48, "blocks": 6, "expand": 2, "unshuffle": 2}),
     "repnet c24 b6": ("repnet", {"features": 24, "blocks": 6, "expand": 2}),
     "repnet c16 b4": ("repnet", {"features": 16, "blocks": 4, "expand": 2}),
 }
@@ -60,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
     parser.add_argument("--calls", type=int, default=3, help="timed calls per candidate (the best is kept)")
+    parser.add_argument("--only", nargs="*", default=[], help="candidate names to time (EDSR-baseline always runs)")
     args = parser.parse_args()
     precision = "bf16" if has_fast_bf16() else "fp32"
     print(f"{cpu_model()}, {default_threads()} threads, openvino {precision}, 960x540 -> x{args.scale}")
@@ -67,6 +71,8 @@ def main() -> None:
     base = None
     with tempfile.TemporaryDirectory() as tmp:
         for name, (arch, config) in CANDIDATES.items():
+            if args.only and name != "edsr-baseline" and name not in args.only:
+                continue
             a = ARCHITECTURES[arch]
             model = a.for_inference(a.build(config, (args.scale,))).eval()
             gflop = conv_flops(model, torch.zeros(1, 3, 32, 32)) / (32 * args.scale) ** 2 / 1e3

@@ -7,6 +7,11 @@ and the identity) and ships as the one 3x3 convolution they add up to: linear ma
 ``RepNet.fused()`` returns that network; it computes what the branched one does to float precision (tested), and
 it is what every runtime and the ONNX graph get. The output adds the input, repeated over each output pixel's
 sub-pixels before the pixel shuffle: nearest-neighbour upsampling for free, so the layers learn only the residual.
+
+``unshuffle`` > 1 folds each u x u block of input pixels into channels first (FFDNet's sub-images) and shuffles the
+tail out by u times the scale: at the same FLOPs a pixel, u times the width over u^2 fewer positions, and each layer
+sees u times as far. Compression blocks (8-16 pixels) and noise need that reach, which a few 3x3 layers at full
+resolution lack. The input is padded by repeating its last row and column to a multiple of u, and the output cropped.
 """
 
 from __future__ import annotations
@@ -51,24 +56,25 @@ class RepConv(nn.Module):
 class RepNet(nn.Module):
     """``features`` wide and ``blocks`` deep at LR size, for one ``scale``; RGB in [0, 1] in and out."""
 
-    def __init__(self, scale: int = 2, features: int = 32, blocks: int = 6, expand: int = 2, colours: int = 3):
+    def __init__(self, scale: int = 2, features: int = 32, blocks: int = 6, expand: int = 2, colours: int = 3,
+                 unshuffle: int = 1):
         super().__init__()
-        self.scale, self.colours = scale, colours
-        self.head = RepConv(colours, features, expand)
+        self.scale, self.colours, self.unshuffle = scale, colours, unshuffle
+        self.head = RepConv(colours * unshuffle**2, features, expand)
         self.body = nn.ModuleList(RepConv(features, features, expand) for _ in range(blocks))
         self.acts = nn.ModuleList(nn.PReLU(features) for _ in range(blocks + 1))
-        self.tail = RepConv(features, colours * scale * scale, expand)
+        self.tail = RepConv(features, colours * (scale * unshuffle) ** 2, expand)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.acts[0](self.head(x))
+        h = self.acts[0](self.head(fold(x, self.unshuffle)))
         for conv, act in zip(self.body, self.acts[1:]):
             h = act(conv(h))
-        return F.pixel_shuffle(self.tail(h) + x.repeat_interleave(self.scale * self.scale, dim=1), self.scale)
+        return unfold(self.tail(h), x, self.scale, self.unshuffle)
 
     def fused(self) -> FusedRepNet:
         """The same function as one 3x3 convolution a layer, for inference and export."""
         layers = [self.head, *(b for b in self.body if isinstance(b, RepConv)), self.tail]
-        net = FusedRepNet(self.scale, [(layer.c_in, layer.c_out) for layer in layers], self.colours)
+        net = FusedRepNet(self.scale, [(layer.c_in, layer.c_out) for layer in layers], self.colours, self.unshuffle)
         fused: dict[str, torch.Tensor] = {}
         for i, layer in enumerate(layers):
             fused[f"convs.{i}.weight"], fused[f"convs.{i}.bias"] = layer.kernel()
@@ -81,14 +87,31 @@ class RepNet(nn.Module):
 class FusedRepNet(nn.Module):
     """RepNet as it runs: 3x3 convolutions with PReLUs between them, the nearest-neighbour residual, a shuffle."""
 
-    def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3):
+    def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3, unshuffle: int = 1):
         super().__init__()
-        self.scale, self.colours = scale, colours
+        self.scale, self.colours, self.unshuffle = scale, colours, unshuffle
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in shapes)
         self.acts = nn.ModuleList(nn.PReLU(c_out) for _, c_out in shapes[:-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
+        h = fold(x, self.unshuffle)
         for conv, act in zip(self.convs[:-1], self.acts):
             h = act(conv(h))
-        return F.pixel_shuffle(self.convs[-1](h) + x.repeat_interleave(self.scale * self.scale, dim=1), self.scale)
+        return unfold(self.convs[-1](h), x, self.scale, self.unshuffle)
+
+
+def fold(x: torch.Tensor, unshuffle: int) -> torch.Tensor:
+    """``x`` with each ``unshuffle`` x ``unshuffle`` block of pixels as channels, padded to fit by repeating edges."""
+    if unshuffle == 1:
+        return x
+    h, w = x.shape[-2:]
+    return F.pixel_unshuffle(F.pad(x, (0, (-w) % unshuffle, 0, (-h) % unshuffle), mode="replicate"), unshuffle)
+
+
+def unfold(residual: torch.Tensor, x: torch.Tensor, scale: int, unshuffle: int) -> torch.Tensor:
+    """The HR frame: the tail's output shuffled out to pixels, plus ``x`` upsampled by nearest neighbour."""
+    if unshuffle == 1:  # the same sum without a resize: x repeated over each pixel's sub-pixels
+        return F.pixel_shuffle(residual + x.repeat_interleave(scale * scale, dim=1), scale)
+    h, w = x.shape[-2:]
+    y = F.pixel_shuffle(residual, scale * unshuffle)[..., : h * scale, : w * scale]
+    return y + F.interpolate(x, scale_factor=scale, mode="nearest")
