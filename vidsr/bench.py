@@ -132,5 +132,6 @@ def run_bench(upscaler: Upscaler, engine: Any, size: tuple[int, int], frames: in
         "peak_rss_mb": round(peak_rss_mb(), 1),
         # Busy time of each stage; decode and encode run in their own threads, overlapped with inference.
         "stage_seconds": stats.clock.rounded(), "e2e_seconds": round(stats.seconds, 3), "codec": encode.codec,
+        "preset": encode.preset, "bound_by": stats.clock.bound_by(),
         "temporal_filter": temporal_filter,
     } | ({"network_fps": round(network, 4), "e2e_over_network": round(e2e_fps / network, 4)} if network else {})

@@ -6,8 +6,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 STAGES = ("decode", "prepare", "infer", "finish", "encode")
+# The pipeline's threads and the stages each runs (vidsr.pipeline.run_threads): they overlap, so the busiest sets
+# the pace of the whole run.
+THREADS = {"decode": ("decode",), "upscale": ("prepare", "infer", "finish"), "encode": ("encode",)}
 
 
 @dataclass
@@ -34,6 +38,14 @@ class StageClock:
                 return
             self.seconds[stage] += time.perf_counter() - t
             yield item
+
+    def bound_by(self) -> dict[str, Any]:
+        """Which thread bounds the run (the busiest of the three), the stage in it that took longest (``finish``
+        holds the temporal filter), and each thread's busy seconds: where to look when a run is slow."""
+        busy = {thread: sum(self.seconds[s] for s in stages) for thread, stages in THREADS.items()}
+        thread = max(busy, key=lambda t: busy[t])
+        stage = max(THREADS[thread], key=lambda s: self.seconds[s])
+        return {"thread": thread, "stage": stage, "busy_seconds": {t: round(v, 3) for t, v in busy.items()}}
 
     def rounded(self, digits: int = 3) -> dict[str, float]:
         return {k: round(v, digits) for k, v in self.seconds.items()}

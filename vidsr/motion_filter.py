@@ -31,12 +31,14 @@ TOLERANCE = 8.0  # 8-bit input code values of warp mismatch at which the history
 MISMATCH_BLUR = 1.0  # input pixels: the mismatch is judged over a neighbourhood, not one noisy pixel
 
 
-def wanted(mode: str, engine_degradation: str) -> bool:
+def wanted(mode: str, engine_degradation: str, fast: bool = False) -> bool:
     """Whether to filter: ``on`` and ``off`` as asked; ``auto`` for engines made for degraded input, since clean
-    input has no codec noise to average away and its fine detail should not be smoothed."""
+    input has no codec noise to average away and its fine detail should not be smoothed, except in the fast tier
+    (``fast``, ``--quality fast``): there the flow and the blend at the output's size took longer than the network
+    itself (PERFORMANCE.md, the fast tier's pipeline), and that tier is chosen for speed."""
     if mode not in MODES:
         raise ValueError(f"temporal filter mode must be one of {', '.join(MODES)}, not {mode!r}")
-    return mode == "on" or (mode == "auto" and engine_degradation != "clean")
+    return mode == "on" or (mode == "auto" and engine_degradation != "clean" and not fast)
 
 
 @functools.lru_cache(maxsize=8)

@@ -18,19 +18,21 @@ DEFAULT_MODEL = "auto"
 DEFAULT_SPEC = RuntimeSpec()  # every choice auto
 
 
-def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES):
-    """--model/--scale/--device/--precision/--tile, the same on every command that runs a model. ``runtimes``:
-    the --runtime choices (``vidsr bench`` adds ``all``)."""
+def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES, qualities: tuple[str, ...] = tuple(QUALITY_CAPS)):
+    """--model/--scale/--device/--precision/--tile, the same on every command that runs a model. ``runtimes`` and
+    ``qualities``: the --runtime and --quality choices (``vidsr bench`` adds ``all`` to both)."""
     if fn is None:
-        return lambda f: model_options(f, runtimes=runtimes)
+        return lambda f: model_options(f, runtimes=runtimes, qualities=qualities)
     for option in reversed([
         click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                      help="Model family (edsr, vdsr, srcnn, mdsr) or engine id; see 'vidsr models'. auto: the "
                           "shipped engine that measures best at the scale (marked there)."),
-        click.option("--quality", type=click.Choice(tuple(QUALITY_CAPS)), default=DEFAULT_QUALITY, show_default=True,
+        click.option("--quality", type=click.Choice(qualities), default=DEFAULT_QUALITY, show_default=True,
                      help="What auto trades for speed: fast (a tenth of EDSR-baseline's cost or less: batches of "
                           "footage), balanced (the 16-block engines), best (whatever measures best). A tier "
-                          "without an engine at the scale runs the cheapest engine there."),
+                          "without an engine at the scale runs the cheapest engine there." + (
+                              " all: each tier's engine side by side, with the time for an hour of footage."
+                              if "all" in qualities else "")),
         click.option("--scale", "-s", type=click.Choice(["2", "3", "4"]), default="2", show_default=True,
                      help="Upscaling factor."),
         click.option("--runtime", type=click.Choice(runtimes), default="auto", show_default=True,
@@ -74,8 +76,9 @@ def processing_options(fn):
                           "NVENC starts, else libx264 (libx265 for 10-bit/HDR)]."),
         click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
                      help="Quality for x264/x265/AV1; NVENC's constant-quality level (cq) the same."),
-        click.option("--preset", default="medium", show_default=True,
-                     help="Encoder speed preset (x264's names; NVENC maps them to p1-p7 or takes p1-p7)."),
+        click.option("--preset", default="auto", show_default=True,
+                     help="Encoder speed preset (x264's names; NVENC maps them to p1-p7 or takes p1-p7). auto: "
+                          "veryfast with --quality fast, whose engines medium cannot keep up with; else medium."),
         click.option("--pix-fmt", default=None, help="Output pixel format [as the input: yuv420p, yuv420p10le, "
                                                      "...]."),
         click.option("--format", "fmt", default=None,
@@ -93,7 +96,8 @@ def processing_options(fn):
         click.option("--temporal-filter", type=click.Choice(TEMPORAL_MODES), default="auto", show_default=True,
                      help="Blend each output frame with the last along the input's motion where the motion "
                           "explains the picture: steadier, less codec noise. auto: on for engines made for "
-                          "degraded input (real, heavy), off for clean ones."),
+                          "degraded input (real, heavy), off for clean ones and with --quality fast (the filter "
+                          "costs more than a fast engine)."),
         click.option("--compare", type=click.Choice(COMPARE_MODES), default=None,
                      help="Write a QA view instead: bicubic | model side by side, or split at the middle."),
     ]):

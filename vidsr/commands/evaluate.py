@@ -90,7 +90,7 @@ def eval_command(folders: tuple[Path, ...], model: str, quality: str, scale: str
         if video:
             from vidsr.quality.sequences import evaluate_sequences
 
-            steady = wanted(temporal_filter, engine.degradation)
+            steady = wanted(temporal_filter, engine.degradation, quality == "fast")
             filters[label] = steady
             results[label] = evaluate_sequences(upscaler, list(folders), s, spec, steady, max_frames)
         else:

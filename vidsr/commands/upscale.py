@@ -14,7 +14,7 @@ import av
 import click
 
 from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options, processing_options
-from vidsr.commands.estimate import Work, expect, work_of_file, work_of_stream
+from vidsr.commands.estimate import expect
 from vidsr.errors import UsageError
 from vidsr.files import is_special
 from vidsr.image import check_complete, is_image, upscale_image
@@ -32,7 +32,8 @@ from vidsr.video.formats import (
     muxer_for,
 )
 from vidsr.video.nvenc import choose_encoder
-from vidsr.video.options import check_codec_in, check_encode
+from vidsr.video.options import check_codec_in, check_encode, encoder_preset
+from vidsr.video.work import Work, work_of_file, work_of_stream
 from vidsr.video.writer import EncodeOptions, check_copies
 
 
@@ -340,7 +341,9 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
         click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    steady = wanted(a.temporal_filter, engine.degradation)
+    fast = a.quality == "fast"
+    steady = wanted(a.temporal_filter, engine.degradation, fast)
+    preset = encoder_preset(a.preset, fast)
     progress = Progress(not a.quiet, f"{engine.id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
                                      f" -> {codec}", as_json=a.progress_json)
     announced: dict[str, Any] = {}
@@ -357,7 +360,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     job = UpscaleJob(src=src,
                      dst=sys.stdout.buffer if a.output == "-" else a.output, upscaler=upscaler,
                      in_format=container(a.input_format), out_format=muxer,
-                     encode=EncodeOptions(codec, a.crf, a.preset, a.pix_fmt), batch=a.batch,
+                     encode=EncodeOptions(codec, a.crf, preset, a.pix_fmt), batch=a.batch,
                      start=parse_time(a.start) or 0.0, duration=parse_time(a.duration),
                      copy_audio=side_streams and not a.no_audio, copy_subtitles=side_streams and not a.no_subtitles,
                      deinterlace=a.deinterlace, compare=a.compare, on_start=on_start, on_frame=progress.frame,
@@ -385,7 +388,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
     return recurrent | {"frames": stats.frames, "seconds": round(stats.seconds, 3), "fps": round(stats.fps, 3),
             "stage_seconds": stats.clock.rounded(), "deinterlace": a.deinterlace,
             "deinterlaced_frames": stats.deinterlaced, "compare": a.compare, "frames_lost": stats.frames_lost,
-            "codec": codec, "metadata": stats.carried.as_dict(),
+            "codec": codec, "preset": preset, "bound_by": stats.clock.bound_by(), "metadata": stats.carried.as_dict(),
             "temporal_filter": {"mode": a.temporal_filter, "on": steady, "frames_filtered": stats.filtered},
             "holes": [{"after": round(h.after, 3), "before": round(h.before, 3), "frames": h.frames}
                     | ({"damaged": True} if h.damaged else {}) for h in stats.holes]}
