@@ -208,3 +208,21 @@ def test_sigterm_of_a_batch_leaves_the_running_file_pending_for_resume(env, tmp_
     done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, timeout=300)
     assert done.returncode == 0 and done.stdout == b"", done.stderr  # -q: nothing on stdout, no table
     assert journal(out)["long.mkv"]["state"] == "done" and probe(out / "long.mkv")["frames"] == 150
+
+
+def test_batch_says_its_frames_and_time_before_it_starts(vidsr, env, tmp_path):
+    env["VIDSR_CACHE"] = str(tmp_path / "cache")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.mp4", 64, 48, frames=6)
+    make_clip(src / "b.mkv", 64, 48, frames=9)
+    (src / "garbage.mp4").write_bytes(b"\x00not a video" * 500)
+    r = json.loads(vidsr("batch", src, "-o", out, "-m", "srcnn", "--json", check=1).stdout)
+    est = r["estimate"]
+    assert est["files"] == 2 and est["frames"] == 15 and est["unknown"] == 1  # garbage says nothing
+    assert est["engine"].startswith("srcnn") and est["seconds"] > 0 and est["sample"].endswith("a.mp4")
+    # Each file pays a child's start-up (it imports torch: never free) besides its frames.
+    assert est["seconds"] > 2 * est["startup_seconds"]
+    assert est["startup_seconds"] > 0.5
+    p = vidsr("batch", src / "b.mkv", "-o", tmp_path / "o3", "-m", "srcnn")
+    assert b"9 frames: expect about" in p.stderr and p.stdout == b""

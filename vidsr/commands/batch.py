@@ -72,6 +72,10 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
       vidsr batch footage/ -r -o upscaled/ --resume
       vidsr batch 'cams/*/2026-11-*.mp4' -o out/ --model vdsr --codec libx265
       vidsr batch footage/ -r -o upscaled/ --ray auto
+      vidsr batch cams/ -r -o out/ --quality fast --degradation heavy   # CCTV folders: the fast tier
+
+    Before the first file starts it says the frames to do and about how long they take, from a dry run of the
+    first video on this machine (--json has it as "estimate").
     """
     from vidsr.batch.inputs import collect
     from vidsr.batch.journal import JOURNAL, Journal
@@ -95,6 +99,7 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
     todo = session.plan(items, outdir, retry_failed, skip_existing, overwrite)
     threads = max(1, default_threads() // jobs)
     env_extra = {k: v for k, v in os.environ.items() if k.startswith("VIDSR_")}
+    expected = _estimate(ctx, todo, args, jobs, env_extra, quiet)
     try:
         if ray_address:
             gpus = 1.0 if ctx.params["device"] == "cuda" else 0.0
@@ -109,7 +114,24 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
             if entry["state"] == "running":  # a Ray task cut off: not the file's fault either
                 journal.update(key, state="pending", interrupted=True)
         raise
-    return _report(journal, outdir, as_json, quiet)
+    return _report(journal, outdir, as_json, quiet, expected)
+
+
+def _estimate(ctx: click.Context, todo: list, args: list[str], jobs: int, env_extra: dict[str, str],
+              quiet: bool) -> Any:
+    """The batch's frames and expected time, said before the first file starts (``vidsr.batch.estimate``)."""
+    from vidsr.batch.estimate import estimate_batch
+    from vidsr.commands.upscale import parse_time
+    from vidsr.runtime.cpu import default_threads
+
+    if not todo:
+        return None
+    p = ctx.params
+    expected = estimate_batch(todo, args, int(p["scale"]), parse_time(p["start"]) or 0.0, parse_time(p["duration"]),
+                              default_threads(), jobs, env_extra)
+    if expected and not quiet:
+        click.echo(f"vidsr: {expected.line()}", err=True)
+    return expected
 
 
 def _lock(outdir: Path):
@@ -124,13 +146,14 @@ def _lock(outdir: Path):
     return f
 
 
-def _report(journal: Any, outdir: Path, as_json: bool, quiet: bool) -> int:
+def _report(journal: Any, outdir: Path, as_json: bool, quiet: bool, expected: Any = None) -> int:
     """--json: the whole journal on stdout. Otherwise a table for people, on stderr with the rest of the log, so
     that stdout stays empty (data or nothing); -q leaves only the line that names failures."""
     counts = journal.counts()
     failed = {k: e for k, e in journal.files.items() if e["state"] == "failed"}
     if as_json:
-        emit_json({"outdir": str(outdir), "journal": str(journal.path), "counts": counts, "files": journal.files})
+        emit_json({"outdir": str(outdir), "journal": str(journal.path), "counts": counts, "files": journal.files,
+                   "estimate": expected.as_dict() if expected else None})
     elif not quiet:
         from rich.console import Console
         from rich.table import Table
