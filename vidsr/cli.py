@@ -42,6 +42,7 @@ from vidsr.commands.bench import bench  # noqa: E402
 from vidsr.commands.engine import engine_group  # noqa: E402
 from vidsr.commands.evaluate import eval_command  # noqa: E402
 from vidsr.commands.models import models  # noqa: E402
+from vidsr.commands.quantize import quantize_command  # noqa: E402,F401 - registers `vidsr engine quantize`
 from vidsr.commands.serve import serve  # noqa: E402
 from vidsr.commands.train import train  # noqa: E402
 from vidsr.commands.upscale import upscale  # noqa: E402

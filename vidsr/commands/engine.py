@@ -20,7 +20,8 @@ def parse_size(value: str) -> tuple[int, int]:
 
 @click.group("engine")
 def engine_group() -> None:
-    """Build, list and clear compiled engines in the cache ($VIDSR_CACHE or ~/.cache/vidsr).
+    """Build, list and clear compiled engines in the cache ($VIDSR_CACHE or ~/.cache/vidsr); quantise an engine to
+    int8 (into its own folder, with its measurements).
 
     \b
     Examples:
@@ -28,6 +29,7 @@ def engine_group() -> None:
       vidsr engine build --model vdsr --scale 2 --runtime tensorrt --precision fp16 --max-size 1920x1080 --batch 2
       vidsr engine list
       vidsr engine clear --kind tensorrt
+      vidsr engine quantize -m repnet-x2-heavy --data ../shared/data
     """
 
 

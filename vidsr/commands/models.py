@@ -26,7 +26,8 @@ def models(as_json: bool) -> None:
     for videos only), and `vs 1-frame` what a multi-frame engine measured over the single-frame engine auto would
     run otherwise, on held-out sequences (its worst case over the degradations measured). The `auto` column says
     where `--model auto` (the default) runs each engine, at each scale for each kind of input: for images, for
-    videos, or both.
+    videos, or both. `int8 here` says whether the engine's int8 graph runs on this CPU kind (measured at least 1.5x
+    as fast and within 0.1 dB), or what it measured instead.
 
     \b
     Example:
@@ -52,7 +53,8 @@ def models(as_json: bool) -> None:
                          "cpu_hours": t.cpu_hours, "cpu_hours_with_discarded": t.cpu_hours_with_discarded,
                          "input": e.degradation, "degraded_psnr": _round(e.degraded_psnr(s)),
                          "multi_frame": e.arch.recurrent, "vs_single_db": _worst_gain(e, s),
-                         "auto": picks[(s, e.degradation)].id == e.id, "auto_video": video[(s, e.degradation)] == e.id})
+                         "auto": picks[(s, e.degradation)].id == e.id, "auto_video": video[(s, e.degradation)] == e.id,
+                         "int8": _int8(e, s)})
             labels.append((e.steps_label(), e.cpu_hours_label()))
     if as_json:
         for r in rows:
@@ -60,7 +62,7 @@ def models(as_json: bool) -> None:
         return
     table = Table(title="shipped engines (PSNR: Y, dB, vidsr eval)")
     for col in ("model", "engine", "input", "scale", "frames", "colour", "params", "GFLOP/MP out", "Set5", "Set14",
-                "degraded", "vs 1-frame", "steps", "CPU-h", "auto"):
+                "degraded", "vs 1-frame", "steps", "CPU-h", "int8 here", "auto"):
         # An engine's id is what --model takes: cut short, two heavy engines would read the same.
         longest = max((len(r["engine"]) for r in rows), default=0) if col == "engine" else None
         table.add_column(col, min_width=longest, no_wrap=col == "engine")
@@ -72,8 +74,19 @@ def models(as_json: bool) -> None:
         gain = "-" if r["vs_single_db"] is None else f"{r['vs_single_db']:+.2f}"
         table.add_row(r["model"], r["engine"], r["input"], f"x{r['scale']}", "video" if r["multi_frame"] else "1",
                       r["colour"], f"{r['params']:,}", f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]),
-                      f(r["degraded_psnr"]), gain, steps, cpu_hours, auto)
+                      f(r["degraded_psnr"]), gain, steps, cpu_hours, r["int8"]["short"], auto)
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _int8(engine: Any, scale: int) -> dict[str, Any]:
+    """Whether the engine ships an int8 graph at ``scale`` and whether auto runs it on this CPU kind, and why."""
+    from vidsr.runtime.int8 import Int8Record, cpu_kind
+
+    record = Int8Record.of(engine, scale)
+    if record is None:
+        return {"shipped": False, "used": False, "short": "-", "reason": "no int8 graph"}
+    ok, why = record.verdict(cpu_kind())
+    return {"shipped": True, "used": ok, "short": record.short(cpu_kind()), "reason": why}
 
 
 def _worst_gain(engine, scale: int) -> float | None:

@@ -1,6 +1,7 @@
 """The OpenVINO backend: the same exported ONNX graph that ONNX Runtime checks, compiled by OpenVINO for the CPU.
 
-- Precision: bf16 where the CPU has it natively (AMX or AVX-512 bf16), fp32 elsewhere (``--precision``).
+- Precision: bf16 where the CPU has it natively (AMX or AVX-512 bf16), fp32 elsewhere (``--precision``); int8 from
+  the engine's own quantised graph, where its measurements allow (``vidsr.runtime.int8``).
 - Threads: ``default_threads()``, so ``VIDSR_THREADS`` from ``vidsr batch --jobs`` is honoured; one stream, latency
   hint, since the pipeline sends one call at a time.
 - Shapes: the exported graph's dynamic N, H, W, compiled once. Reshaping to each clip's frame size measured no
@@ -28,6 +29,9 @@ from vidsr.runtime.onnx_rt import diff_against_torch
 
 # max |torch fp32 - OpenVINO| on [0, 1] input: fp32 as ONNX Runtime; bf16 keeps 8 bits of mantissa per layer, and
 # its quality is what counts (vidsr eval --runtime openvino, within 0.05 dB of fp32 in docs/PERFORMANCE.md).
+# int8 is not held to a largest difference: 256 levels a layer are far off on random input, which no calibration
+# saw. It is checked on a picture instead (``int8.agreement_db``); its quality is judged on the evaluation sets
+# when the graph is made (vidsr engine quantize).
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
 
 
@@ -64,8 +68,8 @@ def openvino_version() -> str | None:
 
 @dataclass
 class OpenVinoRuntime:
-    path: Path  # the verified ONNX graph
-    precision: str = "fp32"  # fp32 | bf16
+    path: Path  # the verified ONNX graph, or for int8 the engine's quantised OpenVINO graph
+    precision: str = "fp32"  # fp32 | bf16 | int8
     threads: int = 0  # 0: default_threads()
     max_abs_diff: float | None = None  # the check against torch, for reports
     name: str = field(default="openvino", init=False)
@@ -90,11 +94,22 @@ class OpenVinoRuntime:
 def openvino_for(engine: Any, scale: int, onnx_path: Path, onnx_facts: dict[str, Any], precision: str,
                  threads: int = 0) -> OpenVinoRuntime:
     """An OpenVINO runtime for the graph, checked against torch fp32 (once per facts; remembered in a sidecar)."""
-    facts = {"onnx": onnx_facts, "openvino": openvino_version(), "precision": precision}
+    facts: dict[str, Any] = {"onnx": onnx_facts, "openvino": openvino_version(), "precision": precision}
+    graph = onnx_path
+    if precision == "int8":
+        from vidsr.runtime.int8 import require
+
+        graph, facts["int8"] = require(engine, scale)
     check = cache_root() / "openvino" / f"{engine.id}-x{scale}-{key_of(facts)}.check"
-    rt = OpenVinoRuntime(onnx_path, precision, threads)
+    rt = OpenVinoRuntime(graph, precision, threads)
     if is_fresh(check, facts):
         rt.max_abs_diff = float((read_sidecar(check) or {})["max_abs_diff"])
+        return rt
+    if precision == "int8":
+        from vidsr.runtime.int8 import check_int8
+
+        rt.max_abs_diff = check_int8(engine, scale, rt)
+        store(check, f"{rt.max_abs_diff}\n".encode(), facts, max_abs_diff=rt.max_abs_diff)
         return rt
     diff = diff_against_torch(engine.load(scale), rt, engine.input_channels)
     if not diff <= TOLERANCE[precision]:

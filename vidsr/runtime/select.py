@@ -22,11 +22,11 @@ from vidsr.runtime.tensorrt_rt import tensorrt_version
 RUNTIMES = ("auto", "torch", "torch-compile", "openvino", "onnx", "tensorrt")
 CPU_RUNTIMES = ("openvino", "torch", "onnx")  # what `vidsr bench --runtime all` measures on a CPU
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DEFAULT_MAX_SIZE = (1920, 1080)  # source frames up to this size run untiled under TensorRT
 # What each backend can run, on top of what the device allows.
 SUPPORTED = {"torch": ("fp32", "bf16", "fp16"), "torch-compile": ("fp32", "bf16", "fp16"),
-             "openvino": ("fp32", "bf16"), "onnx": ("fp32",),
+             "openvino": ("fp32", "bf16", "int8"), "onnx": ("fp32",),
              "tensorrt": ("fp32", "fp16")}
 
 
@@ -107,7 +107,13 @@ def make_runtime(engine: Any, scale: int, spec: RuntimeSpec,
                  log: Callable[[str], None] = lambda _: None) -> tuple[Runtime, tuple[int, int] | None]:
     """The backend ``spec`` names (resolved here if it is not yet), and the largest network input (H, W) it
     accepts (None: any size). The ONNX graph is exported and checked against torch once, for onnx and tensorrt."""
+    asked = spec.precision
     spec = spec.resolve()
+    if asked == "auto" and spec.runtime == "openvino":
+        from vidsr.runtime.int8 import usable
+
+        if usable(engine, scale)[0]:  # measured faster and close enough on this CPU kind
+            spec = replace(spec, precision="int8")
     if spec.runtime in ("torch", "torch-compile"):
         from vidsr.runtime.torch_rt import TorchRuntime
 
