@@ -185,24 +185,26 @@ def _upscaler(engine: Any, scale: int, precision: str) -> Any:
     return Upscaler(engine.arch, scale, OpenVinoRuntime(graph, precision), features=engine.features)
 
 
-def _speed(engine: Any, scale: int, size: tuple[int, int], calls: int = 3) -> dict[str, Any]:
-    """Frames per second of the network alone at ``size``: int8 against the precision auto runs otherwise here."""
+def _speed(engine: Any, scale: int, size: tuple[int, int], calls: int = 4) -> dict[str, Any]:
+    """Frames per second of the network alone at ``size``: int8 against the precision auto runs otherwise here,
+    the best of ``calls`` each, taken in turns, since this machine's pace drifts by a quarter between minutes
+    (EDSR-baseline fp32 measured 0.127 and 0.099 fps one minute apart, int8 0.192 and 0.182)."""
     import torch
 
     from vidsr.runtime.cpu import has_fast_bf16
 
     base = "bf16" if has_fast_bf16() else "fp32"
     x = torch.rand(1, engine.input_channels, size[1], size[0])
-    fps = {}
-    for precision in (base, "int8"):
-        rt = _upscaler(engine, scale, precision).runtime
-        rt.run(x)
-        best = float("inf")
-        for _ in range(calls):
+    runtimes = {p: _upscaler(engine, scale, p).runtime for p in (base, "int8")}
+    best = dict.fromkeys(runtimes, float("inf"))
+    for rt in runtimes.values():
+        rt.run(x)  # first calls allocate
+    for _ in range(calls):
+        for precision, rt in runtimes.items():
             t = time.perf_counter()
             rt.run(x)
-            best = min(best, time.perf_counter() - t)
-        fps[precision] = 1 / best
+            best[precision] = min(best[precision], time.perf_counter() - t)
+    fps = {p: 1 / s for p, s in best.items()}
     return {"base": base, "base_fps": round(fps[base], 4), "int8_fps": round(fps["int8"], 4),
             "ratio": round(fps["int8"] / fps[base], 3), "size": f"{size[0]}x{size[1]}",
             "measured": time.strftime("%Y-%m-%d")}
