@@ -108,3 +108,6 @@ def test_a_finished_run_replaces_the_probe_unless_it_was_too_short_to_mean_anyth
     assert cached_speed(key).run == pytest.approx(0.2) and cached_speed(key).seconds_per_mp == pytest.approx(0.2)
     other = SpeedKey("e", "sha", 2, "openvino", "bf16", "cpu", 2, "cpu")  # another precision: another figure
     assert cached_speed(other) is None
+    # A run behind x264 medium and the temporal filter says nothing of one behind veryfast without it.
+    fast = SpeedKey("e", "sha", 2, "openvino", "fp32", "cpu", 2, "cpu", "libx264 veryfast, filter off")
+    assert cached_speed(fast) is None

@@ -10,10 +10,10 @@ from vidsr.runtime.speed import Estimate, SpeedKey, estimate, probe_speed, speed
 from vidsr.video.work import Work
 
 
-def expect(upscaler: Any, engine: Engine, work: Work) -> tuple[Estimate, SpeedKey]:
-    """The estimate for ``work`` on ``upscaler`` (probed once per key on this machine, then cached), and the key a
-    finished run records its own figure under."""
-    key = speed_key(engine, work.scale, upscaler.runtime)
+def expect(upscaler: Any, engine: Engine, work: Work, pipeline: str = "") -> tuple[Estimate, SpeedKey]:
+    """The estimate for ``work`` on ``upscaler`` behind ``pipeline`` (the encoder preset and the temporal filter;
+    probed once per key on this machine, then cached), and the key a finished run records its own figure under."""
+    key = speed_key(engine, work.scale, upscaler.runtime, pipeline)
     speed = probe_speed(upscaler, engine.input_channels, key)
     return estimate(speed, work.frames, work.output_pixels), key
 

@@ -299,7 +299,8 @@ def _dry_run(a: UpscaleArgs, upscaler: Any, engine: Engine, image: bool, summary
         raise UsageError("--dry-run reads the input ahead of the run, which a pipe cannot give twice; give a file")
     work = work_of_file(a.input_path, int(a.scale), image, parse_time(a.start) or 0.0, parse_time(a.duration),
                         container(a.input_format))
-    expected, _ = expect(upscaler, engine, work)
+    pipeline = "" if image else _pipeline(a, engine, summary["codec_choice"]["codec"])[2]
+    expected, _ = expect(upscaler, engine, work, pipeline)
     summary |= {"dry_run": True, "width": work.width * work.scale, "height": work.height * work.scale,
                 "estimate": expected.as_dict()}
     if a.as_json:
@@ -312,10 +313,21 @@ def _dry_run(a: UpscaleArgs, upscaler: Any, engine: Engine, image: bool, summary
                f"{expected.line(engine.id, summary['runtime'], summary['precision'])}", err=True)
 
 
-def _announce(a: UpscaleArgs, upscaler: Any, engine: Engine, work: Work) -> tuple[dict[str, Any], SpeedKey]:
+def _pipeline(a: UpscaleArgs, engine: Engine, codec: str) -> tuple[str | None, bool, str]:
+    """The encoder preset and whether the temporal filter runs, as the options and the tier set them, and the two
+    in words for the speed cache's key."""
+    from vidsr.motion_filter import wanted
+
+    fast = a.quality == "fast"
+    preset, steady = encoder_preset(a.preset, fast), wanted(a.temporal_filter, engine.degradation, fast)
+    return preset, steady, f"{codec} {preset}, filter {'on' if steady else 'off'}"
+
+
+def _announce(a: UpscaleArgs, upscaler: Any, engine: Engine, work: Work,
+              pipeline: str = "") -> tuple[dict[str, Any], SpeedKey]:
     """The estimate, said on a terminal's stderr before the work starts where the run is long enough to be worth a
     line (above the progress bar, which a terminal shows too); --json and logs have it always as data."""
-    expected, key = expect(upscaler, engine, work)
+    expected, key = expect(upscaler, engine, work, pipeline)
     if not a.quiet and expected.worth_saying and sys.stderr.isatty():
         click.echo(f"vidsr: {expected.line(engine.id, upscaler.runtime.name, upscaler.runtime.precision)}", err=True)
     return expected.as_dict(), key
@@ -335,15 +347,12 @@ def _run_image(a: UpscaleArgs, upscaler: Any, engine: Engine) -> dict[str, Any]:
 
 
 def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None, codec: str) -> dict[str, Any]:
-    from vidsr.motion_filter import wanted
     from vidsr.pipeline import UpscaleJob, upscale_video
 
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
         click.echo(f"vidsr: note: {muxer} holds video only; audio and subtitles are left out", err=True)
-    fast = a.quality == "fast"
-    steady = wanted(a.temporal_filter, engine.degradation, fast)
-    preset = encoder_preset(a.preset, fast)
+    preset, steady, pipeline = _pipeline(a, engine, codec)
     progress = Progress(not a.quiet, f"{engine.id} x{a.scale} {upscaler.runtime.name}/{upscaler.runtime.precision}"
                                      f" -> {codec}", as_json=a.progress_json)
     announced: dict[str, Any] = {}
@@ -352,7 +361,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
         if (copied_into := muxer_for(a.fmt, a.output)) and info.copied:
             check_copies(copied_into, info.copied)  # a stream the output cannot hold: said before any work
         announced["work"] = work_of_stream(info, int(a.scale))
-        announced["estimate"], announced["key"] = _announce(a, upscaler, engine, announced["work"])
+        announced["estimate"], announced["key"] = _announce(a, upscaler, engine, announced["work"], pipeline)
         progress.start(info)
 
     src: Any = sys.stdin.buffer if a.input_path == "-" else open(a.input_path, "rb") if is_pipe(a.input_path) \

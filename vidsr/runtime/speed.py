@@ -44,6 +44,9 @@ class SpeedKey:
     device: str
     threads: int
     cpu: str
+    # The encoder preset and the temporal filter, which a finished run's figure includes: x264 medium with the
+    # filter took 1.65x the fast engine's inference, veryfast without it 0.98x (docs/PERFORMANCE.md).
+    pipeline: str = ""
 
     @property
     def text(self) -> str:
@@ -116,11 +119,12 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def speed_key(engine: Any, scale: int, runtime: Any) -> SpeedKey:
-    """The key for ``engine`` at ``scale`` on ``runtime`` (an object with name, precision and device)."""
+def speed_key(engine: Any, scale: int, runtime: Any, pipeline: str = "") -> SpeedKey:
+    """The key for ``engine`` at ``scale`` on ``runtime`` (an object with name, precision and device), behind
+    ``pipeline`` (the encoder preset and the temporal filter; "" for images)."""
     return SpeedKey(engine.id, str(engine.manifest.weights_sha256), int(scale), runtime.name,
                     str(getattr(runtime, "precision", "fp32")), str(getattr(runtime, "device", "cpu")),
-                    default_threads(), cpu_model())
+                    default_threads(), cpu_model(), pipeline)
 
 
 def _load() -> dict[str, Any]:
