@@ -19,7 +19,7 @@ import numpy as np
 
 from vidsr.commands.common import emit_json
 from vidsr.commands.engine import engine_group, parse_size
-from vidsr.errors import UsageError
+from vidsr.errors import UsageError, VidsrError
 
 CALIBRATION_PATCHES = 300  # NNCF's default subset size
 CALIBRATION_SIDE = 64  # LR pixels, as the engines train
@@ -89,6 +89,11 @@ def _make_graph(engine: Any, scale: int, data: Path, patches: int, max_drop: flo
     inputs = [lr for lr, _ in patches_of(engine, scale, data / "train" / CALIBRATION_SET, patches, CALIBRATION_SIDE)]
     validation = patches_of(engine, scale, data / "train" / VALIDATION_SET, VALIDATION_PATCHES, 96, mixed=True)
     quantized, in_float = quantize(onnx_path, inputs, validation, validation_psnr, max_drop)
+    convolutions = sum(op.get_type_name() == "Convolution" for op in quantized.get_ordered_ops())
+    if len(in_float) == convolutions:
+        raise VidsrError(f"{engine.id}: NNCF kept every convolution in float to stay within {max_drop} dB on the "
+                         f"{VALIDATION_SET} patches, so an int8 graph would be the float one; none was written "
+                         "(--max-drop trades dB for int8 layers)")
     xml, weights = files(engine.path, scale)
     with tempfile.TemporaryDirectory(dir=engine.path) as tmp:
         import_openvino().save_model(quantized, str(Path(tmp) / xml.name), compress_to_fp16=False)
