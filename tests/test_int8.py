@@ -2,6 +2,10 @@
 in its manifest, and run only where the record allows it on this CPU kind."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -38,21 +42,34 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture()
-def quantized(data, tmp_path, env, vidsr):
-    """A trained-looking tiny RepNet, quantised; returns the engine folder and the command's report."""
+@pytest.fixture(scope="module")
+def quantized_once(data, tmp_path_factory) -> tuple[Path, dict]:
+    """A trained-looking tiny RepNet, quantised once for the module (NNCF takes a while): the engine folder and the
+    command's report."""
     torch.manual_seed(0)
     model = ARCHITECTURES["repnet"].build(TINY, (2,))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    folder = tmp_path / "engines" / "repnet-tiny-x2"
+    root = tmp_path_factory.mktemp("int8")
+    folder = root / "engines" / "repnet-tiny-x2"
     save_engine(folder, "repnet-tiny-x2", "repnet", "repnet", "repnet", TINY, (2,), model)
+    env = dict(os.environ) | {"VIDSR_ENGINES": str(folder.parent), "VIDSR_CACHE": str(root / "cache")}
+    p = subprocess.run([sys.executable, "-m", "vidsr", "engine", "quantize", "-m", "repnet-tiny-x2", "--data",
+                        str(data), "--patches", "16", "--size", "96x64", "--json"], capture_output=True, env=env,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    return folder, json.loads(p.stdout)
+
+
+@pytest.fixture()
+def quantized(quantized_once, tmp_path, env) -> tuple[Path, dict]:
+    """A copy of the quantised engine for one test, which may change it."""
+    folder = tmp_path / "engines" / "repnet-tiny-x2"
+    shutil.copytree(quantized_once[0], folder)
     env["VIDSR_ENGINES"] = str(folder.parent)
     env["VIDSR_CACHE"] = str(tmp_path / "cache")
-    p = vidsr("engine", "quantize", "-m", "repnet-tiny-x2", "--data", data, "--patches", "16", "--size", "96x64",
-              "--json", check=0)
-    return folder, json.loads(p.stdout)
+    return folder, quantized_once[1]
 
 
 def record(folder: Path) -> dict:
