@@ -226,3 +226,5 @@ def test_batch_says_its_frames_and_time_before_it_starts(vidsr, env, tmp_path):
     assert est["startup_seconds"] > 0.5
     p = vidsr("batch", src / "b.mkv", "-o", tmp_path / "o3", "-m", "srcnn")
     assert b"9 frames: expect about" in p.stderr and p.stdout == b""
+    p = vidsr("batch", src / "garbage.mp4", "-o", tmp_path / "o4", "-m", "srcnn", check=1)  # runs all the same
+    assert b"vidsr: no estimate: no file says how many frames it holds" in p.stderr

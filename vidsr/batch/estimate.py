@@ -56,8 +56,8 @@ class BatchEstimate:
 
 
 def estimate_batch(tasks: list[Task], args: list[str], scale: int, start: float, duration: float | None,
-                   threads: int, jobs: int, env_extra: dict[str, str]) -> BatchEstimate | None:
-    """The estimate for ``tasks`` (run with the upscale ``args``), or None when no file could be measured."""
+                   threads: int, jobs: int, env_extra: dict[str, str]) -> BatchEstimate | str:
+    """The estimate for ``tasks`` (run with the upscale ``args``), or why there is none, in words."""
     works, unknown = [], 0
     for task in tasks:
         try:
@@ -71,13 +71,13 @@ def estimate_batch(tasks: list[Task], args: list[str], scale: int, start: float,
             works.append(work)
     sample = next((t for t in tasks if not is_image(t.src)), tasks[0] if tasks else None)
     if not works or sample is None:
-        return None
+        return "no file says how many frames it holds"
     t = time.perf_counter()
     report = _dry_run(sample, args, threads, env_extra)
     startup = time.perf_counter() - t
     est = report.get("estimate") or {}
     if not est.get("seconds") or not est.get("frames"):
-        return None
+        return f"the dry run of {Path(sample.src).name} gave no figure ({report.get('error', 'no frame count')})"
     seconds_per_mp = est["seconds"] / (est["frames"] * report["width"] * report["height"] / 1e6)
     frames_time = sum(w.frames * w.output_pixels / 1e6 * seconds_per_mp for w in works if w.frames)
     total = frames_time + len(works) * startup / max(1, min(jobs, len(works)))
@@ -86,15 +86,19 @@ def estimate_batch(tasks: list[Task], args: list[str], scale: int, start: float,
 
 
 def _dry_run(task: Task, args: list[str], threads: int, env_extra: dict[str, str]) -> dict:
-    """``vidsr upscale --dry-run --json`` of one file in a child: its summary, or {} when it fails."""
+    """``vidsr upscale --dry-run --json`` of one file in a child: its summary, or {"error": why} when it fails."""
     env = dict(os.environ) | env_extra | {"VIDSR_THREADS": str(threads), "VIDSR_ERROR_JSON": "1"}
     cmd = [sys.executable, "-m", "vidsr", "upscale", task.src, "-o", task.dst, *args, "--dry-run", "--json", "-q"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=PROBE_TIMEOUT_S,
                               preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired:
-        return {}
+        return {"error": f"it took over {PROBE_TIMEOUT_S} s"}
     try:
-        return last_report(done.stdout) if done.returncode == 0 else {}
+        report = last_report(done.stdout)
     except json.JSONDecodeError:
-        return {}
+        report = {}
+    if done.returncode != 0 or "estimate" not in report:
+        last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "")
+        return {"error": report.get("error") or last.strip() or f"exit {done.returncode}"}
+    return report

@@ -129,9 +129,10 @@ def _estimate(ctx: click.Context, todo: list, args: list[str], jobs: int, env_ex
     p = ctx.params
     expected = estimate_batch(todo, args, int(p["scale"]), parse_time(p["start"]) or 0.0, parse_time(p["duration"]),
                               default_threads(), jobs, env_extra)
-    if expected and not quiet:
-        click.echo(f"vidsr: {expected.line()}", err=True)
-    return expected
+    if not quiet:  # a batch that cannot say what it will take says why, and runs all the same
+        click.echo(f"vidsr: {expected.line() if not isinstance(expected, str) else 'no estimate: ' + expected}",
+                   err=True)
+    return None if isinstance(expected, str) else expected
 
 
 def _lock(outdir: Path):
