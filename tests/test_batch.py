@@ -51,8 +51,8 @@ def check_outputs(out: Path, want: dict[str, int]) -> None:
 def test_batch_survives_kill_9_and_resumes_without_redoing(env, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     want = make_folder(src)
-    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-r", "-o", str(out), "-m", "vdsr", "--preset",
-           "ultrafast", "--json"]
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-r", "-o", str(out), "--no-estimate", "-m", "vdsr",
+           "--preset", "ultrafast", "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:  # kill once some files are done and one is running
@@ -94,7 +94,7 @@ def test_batch_refuses_a_second_start_and_changed_options(vidsr, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     make_clip(src / "a.mp4", 64, 48, frames=4)
-    vidsr("batch", src, "-o", out, "-m", "vdsr", "--preset", "ultrafast", check=0)
+    vidsr("batch", src, "-o", out, "--no-estimate", "-m", "vdsr", "--preset", "ultrafast", check=0)
     p = vidsr("batch", src, "-o", out, "-m", "vdsr", "--preset", "ultrafast", check=2)
     assert b"--resume" in p.stderr and len(p.stderr.splitlines()) == 1
     p = vidsr("batch", src, "-o", out, "-m", "vdsr", "--scale", "3", "--resume", check=2)
@@ -109,15 +109,15 @@ def test_batch_names_mirror_the_tree_and_skip_existing(vidsr, tmp_path):
     make_clip(src / "b.mov", 64, 48, frames=4)
     out.mkdir()
     (out / "b.mov").write_bytes(b"an earlier result")
-    p = vidsr("batch", str(src / "**" / "*.mp*"), str(src / "b.mov"), "-o", out, "-m", "vdsr", "--json",
-              check=2)
+    p = vidsr("batch", str(src / "**" / "*.mp*"), str(src / "b.mov"), "-o", out, "--no-estimate", "-m", "vdsr",
+              "--json", check=2)
     assert b"--skip-existing" in p.stderr
-    r = json.loads(vidsr("batch", src, "-r", "-o", out, "-m", "vdsr", "--skip-existing", "--json",
+    r = json.loads(vidsr("batch", src, "-r", "-o", out, "--no-estimate", "-m", "vdsr", "--skip-existing", "--json",
                          check=0).stdout)
     assert r["counts"] == {"done": 1, "skipped": 1} and (out / "b.mov").read_bytes() == b"an earlier result"
     assert probe(out / "day1" / "a.mp4")["frames"] == 4
-    r = json.loads(vidsr("batch", src / "day1", "-o", tmp_path / "o2", "-m", "vdsr", "--codec", "ffv1", "--json",
-                         check=0).stdout)
+    r = json.loads(vidsr("batch", src / "day1", "-o", tmp_path / "o2", "--no-estimate", "-m", "vdsr", "--codec",
+                         "ffv1", "--json", check=0).stdout)
     assert list(r["files"]) == ["a.mkv"] and probe(tmp_path / "o2" / "a.mkv")["frames"] == 4  # mp4 holds no ffv1
 
 
@@ -150,8 +150,8 @@ def test_batch_on_ray_keeps_the_journal_on_the_driver(env, tmp_path, ray_cluster
     address, loopback = ray_cluster
     assert address.startswith("127.0.0.1:")
     env = env | loopback | {"RAY_ADDRESS": address}
-    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-r", "-o", str(out), "-m", "vdsr", "--preset",
-           "ultrafast", "--ray", "auto", "--json"]
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-r", "-o", str(out), "--no-estimate", "-m", "vdsr",
+           "--preset", "ultrafast", "--ray", "auto", "--json"]
     p = subprocess.run(cmd, env=env, capture_output=True, timeout=400)
     assert p.returncode == 1, p.stderr.decode()[-2000:]
     assert json.loads(p.stdout)["counts"] == {"done": 3, "failed": 2}
@@ -168,7 +168,7 @@ def test_an_image_batch_killed_during_a_save_leaves_no_partial_after_resume(env,
     src.mkdir()
     # Noise compresses slowly, so the 3200x3200 PNG's save takes long enough to be caught mid-way.
     cv2.imwrite(str(src / "still.png"), np.random.default_rng(0).integers(0, 255, (1600, 1600, 3), np.uint8))
-    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "-m", "srcnn"]
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "--no-estimate", "-m", "srcnn"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, partials = time.time() + 120, []
     while time.time() < deadline and not partials and proc.poll() is None:
@@ -189,7 +189,7 @@ def test_sigterm_of_a_batch_leaves_the_running_file_pending_for_resume(env, tmp_
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     make_clip(src / "long.mkv", 320, 240, frames=150, audio=False)
-    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "-m", "vdsr", "-q"]
+    cmd = [sys.executable, "-m", "vidsr", "batch", str(src), "-o", str(out), "--no-estimate", "-m", "vdsr", "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -228,3 +228,5 @@ def test_batch_says_its_frames_and_time_before_it_starts(vidsr, env, tmp_path):
     assert b"9 frames: expect about" in p.stderr and p.stdout == b""
     p = vidsr("batch", src / "garbage.mp4", "-o", tmp_path / "o4", "-m", "srcnn", check=1)  # runs all the same
     assert b"vidsr: no estimate: no file says how many frames it holds" in p.stderr
+    r = json.loads(vidsr("batch", src / "b.mkv", "-o", tmp_path / "o5", "--json", "--no-estimate").stdout)
+    assert r["estimate"] is None and r["counts"] == {"done": 1}

@@ -55,10 +55,11 @@ def passthrough(ctx: click.Context) -> tuple[list[str], dict[str, Any]]:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace outputs that exist (without a journal entry).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every file's state.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-file lines and no table; only failures are named.")
+@click.option("--no-estimate", is_flag=True, help="Start at once, without the dry run that prices the batch.")
 @click.pass_context
 def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: bool, jobs: int, resume: bool,
           skip_existing: bool, retry_failed: bool, retries: int, ray_address: str | None, overwrite: bool,
-          as_json: bool, **_: Any) -> int:
+          as_json: bool, no_estimate: bool, **_: Any) -> int:
     """Upscale every video (and image) in INPUT... (files, folders, globs) into OUTDIR.
 
     A journal in OUTDIR (.vidsr-batch.json) records each file: pending, running, done (with the output's sha256)
@@ -99,7 +100,7 @@ def batch(ctx: click.Context, inputs: tuple[str, ...], outdir: Path, recursive: 
     todo = session.plan(items, outdir, retry_failed, skip_existing, overwrite)
     threads = max(1, default_threads() // jobs)
     env_extra = {k: v for k, v in os.environ.items() if k.startswith("VIDSR_")}
-    expected = _estimate(ctx, todo, args, jobs, env_extra, quiet)
+    expected = None if no_estimate else _estimate(ctx, todo, args, jobs, env_extra, quiet)
     try:
         if ray_address:
             gpus = 1.0 if ctx.params["device"] == "cuda" else 0.0
