@@ -12,7 +12,6 @@ start-ups but shares the cores, so it divides them and not the frames' time.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -94,10 +93,7 @@ def _dry_run(task: Task, args: list[str], threads: int, env_extra: dict[str, str
                               preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired:
         return {"error": f"it took over {PROBE_TIMEOUT_S} s"}
-    try:
-        report = last_report(done.stdout)
-    except json.JSONDecodeError:
-        report = {}
+    report = last_report(done.stdout)  # {} where the child printed no JSON
     if done.returncode != 0 or "estimate" not in report:
         last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "")
         return {"error": report.get("error") or last.strip() or f"exit {done.returncode}"}
