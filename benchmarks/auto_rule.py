@@ -22,8 +22,8 @@ import numpy as np
 from vidsr.commands.common import build_upscaler
 from vidsr.degradation.detect import assess_video
 from vidsr.degradation.spec import parse_spec
+from vidsr.frames.motion_filter import wanted
 from vidsr.models.engine import DEGRADATIONS
-from vidsr.motion_filter import wanted
 from vidsr.quality.sequences import evaluate_sequences, find_sequences, write_lr_clip
 
 

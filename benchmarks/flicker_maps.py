@@ -20,7 +20,7 @@ import numpy as np
 from vidsr.commands.common import build_upscaler
 from vidsr.degradation.apply import even_crop
 from vidsr.degradation.spec import parse_spec
-from vidsr.pipeline import UpscaleJob, upscale_video
+from vidsr.frames.pipeline import UpscaleJob, upscale_video
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import rgb_to_y
 from vidsr.quality.sequences import find_sequences, flow_error, read_y, tof, write_lr_clip

@@ -19,7 +19,7 @@ import av
 import numpy as np
 import torch
 
-from vidsr.bench import make_bench_clip, peak_rss_mb
+from vidsr.frames.bench import make_bench_clip, peak_rss_mb
 from vidsr.models.engine import find_engine
 
 # BT.601 studio range, the textbook way.

@@ -25,14 +25,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from vidsr.bench import run_bench
 from vidsr.commands.common import build_upscaler
+from vidsr.frames.bench import run_bench
+from vidsr.frames.upscaler import Upscaler, bicubic_up
 from vidsr.models.engine import find_engine
 from vidsr.runtime.cpu import default_threads, has_fast_bf16
 from vidsr.runtime.onnx_rt import onnx_for
 from vidsr.runtime.openvino_rt import import_openvino
 from vidsr.runtime.select import RuntimeSpec
-from vidsr.upscaler import Upscaler, bicubic_up
 from vidsr.video.writer import EncodeOptions
 
 ov = import_openvino()

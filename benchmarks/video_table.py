@@ -21,8 +21,8 @@ import cv2
 
 from vidsr.commands.common import build_upscaler
 from vidsr.degradation.spec import parse_spec
+from vidsr.frames.motion_filter import wanted
 from vidsr.models.engine import MANIFEST, best_engine, find_engine, list_engines
-from vidsr.motion_filter import wanted
 from vidsr.quality.sequences import evaluate_sequences
 from vidsr.runtime.cpu import cpu_model, default_threads
 from vidsr.train.clips import read_sequence

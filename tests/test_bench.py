@@ -5,7 +5,7 @@ import time
 
 from media import make_clip
 
-from vidsr.pipeline import run_threads
+from vidsr.frames.pipeline import run_threads
 from vidsr.runtime.select import RuntimeSpec
 
 

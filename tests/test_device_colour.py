@@ -1,5 +1,5 @@
-"""The device-side colour path (vidsr.video.planes_torch, vidsr.device_stages) against the CPU path it replaces on
-CUDA. Both run here on the CPU, through real PyAV clips and real (tiny) torch models.
+"""The device-side colour path (vidsr.video.planes_torch, vidsr.frames.device_stages) against the CPU path it
+replaces on CUDA. Both run here on the CPU, through real PyAV clips and real (tiny) torch models.
 
 How close, as the module says: the luma of Y models is bit-exact; every other plane is within one code value
 (OpenCV resizes 8-bit planes in 11-bit fixed point, torch in float), and almost every value is exact."""
@@ -11,12 +11,12 @@ import pytest
 import torch
 from media import decode_planes, make_clip, probe
 
-from vidsr.device_stages import DeviceFrames
+from vidsr.frames.device_stages import DeviceFrames
+from vidsr.frames.pipeline import UpscaleJob, batched, upscale_video
+from vidsr.frames.stages import FrameUpscaler
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.engine import find_engine
-from vidsr.pipeline import UpscaleJob, batched, upscale_video
 from vidsr.runtime.torch_rt import TorchRuntime
-from vidsr.stages import FrameUpscaler
-from vidsr.upscaler import Upscaler
 from vidsr.video import planes_torch as pt
 from vidsr.video.colour import ColourTags, resize_plane
 from vidsr.video.writer import EncodeOptions

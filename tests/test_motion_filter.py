@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media import make_clip
 
-from vidsr.motion_filter import MotionFilter, wanted
+from vidsr.frames.motion_filter import MotionFilter, wanted
 
 
 def texture(seed: int, h: int = 96, w: int = 128) -> np.ndarray:

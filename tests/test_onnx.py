@@ -5,9 +5,9 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a dev extra: pip install -e '.[dev]'")
 
+from vidsr.frames.upscaler import Upscaler  # noqa: E402
 from vidsr.models.engine import find_engine  # noqa: E402
 from vidsr.runtime.onnx_rt import OnnxRuntime, export_onnx, max_abs_diff  # noqa: E402
-from vidsr.upscaler import Upscaler  # noqa: E402
 
 
 @pytest.mark.parametrize("model,scale", [("edsr", 2), ("edsr", 3), ("edsr", 4), ("vdsr", 2), ("srcnn", 2),

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.engine import find_engine
 from vidsr.runtime import openvino_rt
 from vidsr.runtime.openvino_rt import TOLERANCE, openvino_version
 from vidsr.runtime.select import RuntimeSpec, make_runtime
 from vidsr.runtime.torch_rt import TorchRuntime
-from vidsr.upscaler import Upscaler
 
 pytestmark = pytest.mark.skipif(openvino_version() is None, reason="openvino is not installed (pip install openvino)")
 

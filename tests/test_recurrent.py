@@ -14,15 +14,15 @@ import pytest
 import torch
 from media import TINY, make_clip, scene
 
+from vidsr.frames.recurrence import Recurrence
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.edsr import EDSR
 from vidsr.models.engine import find_engine
 from vidsr.models.registry import ARCHITECTURES
 from vidsr.models.rvsr import RVSR, split_output, warp
-from vidsr.recurrence import Recurrence
 from vidsr.runtime.torch_rt import TorchRuntime
 from vidsr.train.clips import dihedral_flow, dis_flows
 from vidsr.train.data import dihedral
-from vidsr.upscaler import Upscaler
 
 MODEL = "rvsr-tiny-x2"
 EXACT = ("--runtime", "torch", "--precision", "fp32")
@@ -156,7 +156,7 @@ def test_openvino_onnx_and_torch_agree_on_every_frame_of_a_stream(vidsr, tmp_pat
 
 def test_tiles_and_the_device_path_give_the_whole_frame_result(env, engines, tmp_path):
     from vidsr.commands.common import build_upscaler
-    from vidsr.pipeline import UpscaleJob, upscale_video
+    from vidsr.frames.pipeline import UpscaleJob, upscale_video
     from vidsr.runtime.select import RuntimeSpec
     from vidsr.video.writer import EncodeOptions
 

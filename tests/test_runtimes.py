@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vidsr.errors import UsageError
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.engine import find_engine
 from vidsr.models.registry import ARCHITECTURES
 from vidsr.runtime import cache
@@ -18,7 +19,6 @@ from vidsr.runtime.openvino_rt import openvino_version
 from vidsr.runtime.select import RuntimeSpec, make_runtime, resolve
 from vidsr.runtime.tensorrt_rt import Profile, plan_facts, plan_path, profile_for, tensorrt_version
 from vidsr.runtime.torch_rt import TorchRuntime
-from vidsr.upscaler import Upscaler
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRT = tensorrt_version() is not None

@@ -14,13 +14,13 @@ import torch
 from conftest import needs_ffprobe
 from media import decode_planes, make_clip, probe
 
+from vidsr.frames.pipeline import UpscaleJob, upscale_video
+from vidsr.frames.stages import FrameUpscaler
+from vidsr.frames.upscaler import Upscaler, bicubic_up
 from vidsr.models.engine import find_engine, save_engine
 from vidsr.models.registry import ARCHITECTURES
-from vidsr.pipeline import UpscaleJob, upscale_video
 from vidsr.runtime.select import RuntimeSpec
 from vidsr.runtime.torch_rt import TorchRuntime
-from vidsr.stages import FrameUpscaler
-from vidsr.upscaler import Upscaler, bicubic_up
 from vidsr.video.colour import ColourTags, frame_from_planes, planes_of, resize_plane, rgb_to_yuv, yuv_to_rgb
 
 VFR = [0, 40, 80, 100, 140, 200, 260, 300, 340, 400, 433, 480]
@@ -307,7 +307,7 @@ def test_sigterm_during_a_4k_frames_inference_exits_143_within_seconds(env, tmp_
 @pytest.mark.parametrize("arch,fmt", [("edsr", "yuv420p"), ("vdsr", "yuv420p"), ("edsr", "yuv444p"),
                                       ("mdsr", "yuv420p10le")])
 def test_large_frames_tile_by_tile_match_whole_frames(engines, monkeypatch, arch, fmt):
-    import vidsr.stages as stages
+    import vidsr.frames.stages as stages
 
     engine = find_engine(arch, 2, engines)
     up = Upscaler(engine.arch, 2, TorchRuntime(engine.load(2), "cpu", "fp32"))
@@ -342,7 +342,7 @@ def test_4k_to_8k_stays_under_3_gb(vidsr, tmp_path):
 def test_a_large_image_goes_through_in_pieces_that_join_seamlessly(vidsr, tmp_path, engines, monkeypatch):
     import cv2
 
-    import vidsr.image as image
+    import vidsr.frames.image as image
     from vidsr.commands.common import build_upscaler
     from vidsr.runtime.select import RuntimeSpec
 
@@ -382,7 +382,7 @@ def test_a_signal_during_start_up_is_one_line(env, tmp_path, sig):
 
 def test_a_signal_after_the_output_is_complete_says_it_is_kept(tmp_path, engines, monkeypatch, capsys):
     import vidsr.cli as cli
-    import vidsr.pipeline as pipeline
+    import vidsr.frames.pipeline as pipeline
 
     monkeypatch.setenv("VIDSR_ENGINES", str(engines))
     src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 from vidsr.batch.runner import die_with_parent, last_report
 from vidsr.batch.session import Task
 from vidsr.errors import VidsrError
-from vidsr.image import is_image
+from vidsr.frames.image import is_image
 from vidsr.runtime.speed import duration_text
 from vidsr.video.work import work_of_file
 

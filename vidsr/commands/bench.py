@@ -9,8 +9,8 @@ import click
 from vidsr.commands.common import build_upscaler, emit_json, model_choice, model_options
 from vidsr.commands.engine import parse_size
 from vidsr.errors import UsageError
+from vidsr.frames.motion_filter import MODES, wanted
 from vidsr.models.engine import QUALITY_CAPS, Engine
-from vidsr.motion_filter import MODES, wanted
 from vidsr.runtime.openvino_rt import openvino_version
 from vidsr.runtime.select import CPU_RUNTIMES, RUNTIMES, SUPPORTED, RuntimeSpec
 
@@ -46,7 +46,7 @@ def bench(model: str, quality: str, scale: str, runtime: str, device: str, preci
       vidsr bench --degradation heavy --temporal-filter off   # the heavy engine without the temporal filter
       vidsr bench --quality all --degradation heavy --size 768x432 --fps 12.5   # the tiers, and an hour of CCTV
     """
-    from vidsr.bench import run_bench
+    from vidsr.frames.bench import run_bench
 
     if quality == "all" and (runtime == "all" or model != "auto"):
         raise UsageError("--quality all compares auto's engine of each tier; leave out --model and --runtime all")
@@ -98,7 +98,7 @@ def _bench_all(model: str, scale: int, device: str, precision: str, tile: int, d
                as_json: bool) -> None:
     """Every CPU runtime installed here on the same clip, one after another in one process, so that their ratios
     hold for this machine at this moment. Each runs its own best precision unless --precision names one."""
-    from vidsr.bench import run_bench
+    from vidsr.frames.bench import run_bench
 
     if device == "cuda":
         raise UsageError("--runtime all measures the CPU runtimes; leave out --device cuda")
@@ -131,7 +131,7 @@ def _bench_tiers(scale: int, spec: RuntimeSpec, tile: int, degradation: str, siz
                  codec: str, preset: str, temporal_filter: str, rate: float, as_json: bool) -> None:
     """``--quality all``: auto's engine of each tier on the same clip, one after another in one process, with its
     measured quality under degradation and how long an hour of ``size`` footage at ``rate`` fps would take."""
-    from vidsr.bench import run_bench
+    from vidsr.frames.bench import run_bench
     from vidsr.runtime.speed import duration_text
 
     runs, seen = [], {}

@@ -9,10 +9,10 @@ from typing import Any
 import click
 
 from vidsr.errors import UsageError
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.engine import DEFAULT_QUALITY, DEGRADATIONS, QUALITY_CAPS, Engine, find_engine
 from vidsr.models.flops import gflop_per_output_mp
 from vidsr.runtime.select import DEVICES, PRECISIONS, RUNTIMES, RuntimeSpec, make_runtime
-from vidsr.upscaler import Upscaler
 
 DEFAULT_MODEL = "auto"
 DEFAULT_SPEC = RuntimeSpec()  # every choice auto
@@ -63,7 +63,7 @@ def model_options(fn=None, *, runtimes: tuple[str, ...] = RUNTIMES, qualities: t
 
 def processing_options(fn):
     """What ``upscale`` and ``batch`` both take about the work on each video."""
-    from vidsr.motion_filter import MODES as TEMPORAL_MODES
+    from vidsr.frames.motion_filter import MODES as TEMPORAL_MODES
     from vidsr.video.compare import MODES as COMPARE_MODES
     from vidsr.video.deinterlace import MODES as DEINTERLACE_MODES
 

@@ -13,8 +13,8 @@ from rich.table import Table
 from vidsr.commands.common import build_upscaler, emit_json, model_options
 from vidsr.degradation.spec import SPEC_HELP, Degradation, parse_spec
 from vidsr.errors import UsageError
+from vidsr.frames.motion_filter import MODES, wanted
 from vidsr.models.engine import DEGRADATIONS
-from vidsr.motion_filter import MODES, wanted
 from vidsr.runtime.select import RuntimeSpec
 
 

@@ -181,10 +181,10 @@ def _quality(engine: Any, scale: int, data: Path) -> dict[str, float]:
 
 
 def _upscaler(engine: Any, scale: int, precision: str) -> Any:
+    from vidsr.frames.upscaler import Upscaler
     from vidsr.runtime.int8 import files
     from vidsr.runtime.onnx_rt import onnx_for
     from vidsr.runtime.openvino_rt import OpenVinoRuntime
-    from vidsr.upscaler import Upscaler
 
     graph = files(engine.path, scale)[0] if precision == "int8" else onnx_for(engine, scale)[0]
     return Upscaler(engine.arch, scale, OpenVinoRuntime(graph, precision), features=engine.features)

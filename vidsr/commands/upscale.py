@@ -17,7 +17,7 @@ from vidsr.commands.common import build_upscaler, emit_json, model_choice, model
 from vidsr.commands.estimate import expect
 from vidsr.errors import UsageError
 from vidsr.files import is_special
-from vidsr.image import check_complete, is_image, upscale_image
+from vidsr.frames.image import check_complete, is_image, upscale_image
 from vidsr.logs import quiet_ffmpeg
 from vidsr.models.engine import Engine
 from vidsr.progress import JsonProgress
@@ -316,7 +316,7 @@ def _dry_run(a: UpscaleArgs, upscaler: Any, engine: Engine, image: bool, summary
 def _pipeline(a: UpscaleArgs, engine: Engine, codec: str) -> tuple[str | None, bool, str]:
     """The encoder preset and whether the temporal filter runs, as the options and the tier set them, and the two
     in words for the speed cache's key."""
-    from vidsr.motion_filter import wanted
+    from vidsr.frames.motion_filter import wanted
 
     fast = a.quality == "fast"
     preset, steady = encoder_preset(a.preset, fast), wanted(a.temporal_filter, engine.degradation, fast)
@@ -347,7 +347,7 @@ def _run_image(a: UpscaleArgs, upscaler: Any, engine: Engine) -> dict[str, Any]:
 
 
 def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None, codec: str) -> dict[str, Any]:
-    from vidsr.pipeline import UpscaleJob, upscale_video
+    from vidsr.frames.pipeline import UpscaleJob, upscale_video
 
     side_streams = holds_side_streams(muxer)
     if not side_streams and not (a.no_audio and a.no_subtitles) and not a.quiet:
@@ -406,7 +406,7 @@ def _run_video(a: UpscaleArgs, upscaler: Any, engine: Engine, muxer: str | None,
 def _report(a: UpscaleArgs, summary: dict[str, Any], why: str) -> None:
     """--json: the summary as data (stderr when stdout carries media); otherwise one line for people."""
     if a.as_json:
-        from vidsr.bench import peak_rss_mb
+        from vidsr.frames.bench import peak_rss_mb
 
         summary["peak_rss_mb"] = round(peak_rss_mb(), 1)
         emit_json(summary, to_stderr=a.output == "-")

@@ -165,7 +165,7 @@ def evaluate_sequences(upscaler, paths: list[Path], scale: int, d: Degradation |
     upscaler: the model to score; d: the degradation (None: MATLAB bicubic, lossless); temporal_filter: whether
     the video path filters the output along the motion (``vidsr upscale --temporal-filter``); frames: how many of
     each sequence's first frames are scored."""
-    from vidsr.pipeline import UpscaleJob, upscale_video
+    from vidsr.frames.pipeline import UpscaleJob, upscale_video
     from vidsr.video.writer import EncodeOptions
 
     results = {}

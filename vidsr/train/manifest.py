@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from vidsr.degradation.spec import Degradation, parse_spec
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.engine import WEIGHTS, base_manifest, write_manifest
 from vidsr.models.registry import architecture
 from vidsr.quality.evaluate import evaluate_images, load_set
@@ -20,7 +21,6 @@ from vidsr.runtime.cpu import cpu_model, default_threads
 from vidsr.runtime.torch_rt import TorchRuntime
 from vidsr.train.recipe import Recipe
 from vidsr.train.state import TrainState
-from vidsr.upscaler import Upscaler
 
 Table = dict[str, dict[str, dict[str, Any]]]  # set name -> scale -> {"psnr", "ssim", "bicubic_psnr", ...}
 

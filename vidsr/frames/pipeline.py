@@ -16,14 +16,14 @@ from typing import Any, BinaryIO
 
 import av
 
-from vidsr.clock import StageClock
-from vidsr.device_stages import DeviceFrames
 from vidsr.errors import Cancelled, VidsrError
 from vidsr.files import output_file
-from vidsr.motion_filter import MotionFilter
-from vidsr.recurrence import Restart
-from vidsr.stages import FrameUpscaler
-from vidsr.upscaler import Upscaler
+from vidsr.frames.clock import StageClock
+from vidsr.frames.device_stages import DeviceFrames
+from vidsr.frames.motion_filter import MotionFilter
+from vidsr.frames.recurrence import Restart
+from vidsr.frames.stages import FrameUpscaler
+from vidsr.frames.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
 from vidsr.video.metadata import Carried, hdr10_of
 from vidsr.video.nvenc import NVENC, nvenc_pix_fmt
@@ -183,7 +183,7 @@ class UpscaleJob:
     strict: bool = False  # frames missing from the input are an error, not a warning
     # Colour work on the model's device, batches overlapped (device_stages); None: where the model runs on CUDA.
     device_colour: bool | None = None
-    temporal_filter: bool = False  # motion-compensated temporal filtering of the output (vidsr.motion_filter)
+    temporal_filter: bool = False  # motion-compensated temporal filtering of the output (vidsr.frames.motion_filter)
     replace: bool = True  # an output that appears while the run writes (another run's) is replaced; False: kept
 
 

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from vidsr.clock import StageClock
-from vidsr.motion_filter import MotionFilter
-from vidsr.recurrence import Recurrence, after_hole
-from vidsr.upscaler import Upscaler
+from vidsr.frames.clock import StageClock
+from vidsr.frames.motion_filter import MotionFilter
+from vidsr.frames.recurrence import Recurrence, after_hole
+from vidsr.frames.upscaler import Upscaler
 from vidsr.video.colour import (
     PLANAR,
     ColourTags,

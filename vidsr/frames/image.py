@@ -11,9 +11,9 @@ import torch
 
 from vidsr.errors import UsageError, VidsrError
 from vidsr.files import output_file
+from vidsr.frames.upscaler import Upscaler
 from vidsr.quality.imresize import imresize
 from vidsr.quality.metrics import BT601_YCBCR
-from vidsr.upscaler import Upscaler
 from vidsr.video.formats import IMAGE_SUFFIXES
 
 

@@ -22,8 +22,8 @@ import av
 import numpy as np
 import torch
 
-from vidsr.motion_filter import Motion
-from vidsr.stages import LARGE_OUTPUT, FrameUpscaler
+from vidsr.frames.motion_filter import Motion
+from vidsr.frames.stages import LARGE_OUTPUT, FrameUpscaler
 from vidsr.video import planes_torch as pt
 from vidsr.video.colour import chroma_size
 

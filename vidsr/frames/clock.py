@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("decode", "prepare", "infer", "finish", "encode")
-# The pipeline's threads and the stages each runs (vidsr.pipeline.run_threads): they overlap, so the busiest sets
+# The pipeline's threads and the stages each runs (vidsr.frames.pipeline.run_threads): they overlap, so the busiest sets
 # the pace of the whole run.
 THREADS = {"decode": ("decode",), "upscale": ("prepare", "infer", "finish"), "encode": ("encode",)}
 

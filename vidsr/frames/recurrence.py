@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import torch
 
+from vidsr.frames.motion_filter import flow_to_previous
+from vidsr.frames.motion_filter import warp as warp_plane
 from vidsr.models.rvsr import split_output, warp
-from vidsr.motion_filter import flow_to_previous
-from vidsr.motion_filter import warp as warp_plane
 from vidsr.video.reader import AFTER_HOLE
 
 CUT_LEVEL = 24.0  # 8-bit code values of warp mismatch that motion, noise and codec artefacts rarely leave

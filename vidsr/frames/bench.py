@@ -17,11 +17,11 @@ from typing import Any
 import av
 import numpy as np
 
+from vidsr.frames.pipeline import UpscaleJob, upscale_video
+from vidsr.frames.stages import FrameUpscaler
+from vidsr.frames.upscaler import Upscaler
 from vidsr.models.flops import gflop_per_output_mp
-from vidsr.pipeline import UpscaleJob, upscale_video
 from vidsr.runtime.cpu import cpu_model, default_threads
-from vidsr.stages import FrameUpscaler
-from vidsr.upscaler import Upscaler
 from vidsr.video.colour import tags_of, working_format
 from vidsr.video.writer import EncodeOptions
 
