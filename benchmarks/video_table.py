@@ -21,7 +21,7 @@ import cv2
 
 from vidsr.commands.common import build_upscaler
 from vidsr.degradation.spec import parse_spec
-from vidsr.frames.motion_filter import wanted
+from vidsr.frames.motion_filter import MODES, wanted
 from vidsr.models.engine import MANIFEST, best_engine, find_engine, list_engines
 from vidsr.quality.sequences import evaluate_sequences
 from vidsr.runtime.cpu import cpu_model, default_threads
@@ -44,10 +44,10 @@ def held_out(recipe_path: Path, data: Path, frames: int, into: Path) -> list[Pat
     return folders
 
 
-def score(model: str, scale: int, folders: list[Path], spec: str | None, frames: int) -> dict:
+def score(model: str, scale: int, folders: list[Path], spec: str | None, frames: int, mode: str = "auto") -> dict:
     d = parse_spec(spec) if spec else None
     upscaler, engine = build_upscaler(model, scale, degradation=engine_kind(model, scale))
-    steady = wanted("auto", engine.degradation)
+    steady = wanted(mode, engine.degradation)
     rows = evaluate_sequences(upscaler, folders, scale, d, steady, frames)
     return {"engine": engine.id, "runtime": f"{upscaler.runtime.name}/{upscaler.runtime.precision}",
             "temporal_filter": steady, "rows": rows}
@@ -63,8 +63,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--degrade", action="append", default=[], help="a spec, repeatable; none: clean (bicubic)")
     ap.add_argument("--frames", type=int, default=20, help="frames scored per sequence")
+    ap.add_argument("--temporal-filter", choices=MODES, default="auto",
+                    help="both engines' filter: auto as upscale sets it (the figures auto's choice weighs), or on/off "
+                         "to ask whether the filter still helps")
     ap.add_argument("--record", action="store_true", help="write the gains into the engine's manifest")
     a = ap.parse_args()
+    if a.record and a.temporal_filter != "auto":
+        ap.error("--record weighs auto's figures: leave --temporal-filter at auto")
     multi = next(e for e in list_engines() if e.id == a.engine)
     scale = multi.scales[0]
     single = best_engine(list_engines(), scale, multi.degradation)
@@ -73,8 +78,8 @@ def main() -> None:
         folders = held_out(REPO / multi.manifest.raw["recipe"], a.data, a.frames, Path(tmp))
         for spec in a.degrade or [None]:
             label = spec or "clean"
-            pair = {role: score(model, scale, folders, spec, a.frames) for role, model in
-                    (("single", single.id), ("multi", multi.id))}
+            pair = {role: score(model, scale, folders, spec, a.frames, a.temporal_filter)
+                    for role, model in (("single", single.id), ("multi", multi.id))}
             results[label] = pair
             every = pair["multi"]["rows"]["(all)"], pair["single"]["rows"]["(all)"]
             gains.append({"against": single.id, "spec": label, "gain_db": round(every[0]["psnr"] - every[1]["psnr"], 3),
@@ -86,9 +91,9 @@ def main() -> None:
                 s_row = pair["single"]["rows"][name]
                 print(f"  {name:26s} bicubic {row['bicubic_psnr']:.2f}  single {s_row['psnr']:.2f}  "
                       f"multi {row['psnr']:.2f}  ({row['psnr'] - row['bicubic_psnr']:+.2f} over bicubic)")
-    record = {"machine": f"{cpu_model()}, {default_threads()} cores", "command": "python benchmarks/video_table.py "
-              f"--engine {a.engine} --frames {a.frames} " + " ".join(f"--degrade {s}" for s in a.degrade),
-              "results": results}
+    command = (f"python benchmarks/video_table.py --engine {a.engine} --frames {a.frames} "
+               f"--temporal-filter {a.temporal_filter} " + " ".join(f"--degrade {s}" for s in a.degrade))
+    record = {"machine": f"{cpu_model()}, {default_threads()} cores", "command": command, "results": results}
     print(json.dumps(record)[:2000])
     if a.record:
         path = multi.path / MANIFEST

@@ -111,6 +111,24 @@ def test_streaming_computes_what_training_unrolls():
     assert (streamed[1:] - alone[1:]).abs().max() > 1e-3  # the state does change the frames after the first
 
 
+def test_the_held_out_score_can_say_what_the_memory_adds():
+    # score_clips(fresh=True) runs the same weights one frame at a time: level with the stream while the memory's
+    # weights are still zero (a warm start), apart once they are not.
+    from vidsr.train.clips import ValClip, score_clips
+
+    torch.manual_seed(0)
+    model = RVSR(2, blocks=1, features=8).eval()
+    rgb = np.stack([scene(i, 64, 48) for i in range(5)])
+    lr = np.stack([cv2.resize(f, (32, 24), interpolation=cv2.INTER_AREA) for f in rgb])
+    clip = ValClip("pan", lr, dis_flows([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in lr]),
+                   np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]).astype(np.float64))
+    stream, alone = (score_clips(model, [clip], 2, fresh=f)["psnr"] for f in (False, True))
+    assert stream == alone
+    torch.nn.init.normal_(model.fuse.weight, std=0.1)
+    stream, alone = (score_clips(model, [clip], 2, fresh=f)["psnr"] for f in (False, True))
+    assert abs(stream - alone) > 1e-3
+
+
 def test_a_scene_cut_starts_the_state_afresh_with_no_ghost(vidsr, tmp_path):
     shot_a = [scene(i, 64, 48) for i in range(6)]
     shot_b = [texture(i, 64, 48) for i in range(6)]
@@ -266,6 +284,8 @@ def test_training_on_clips_resumes_and_scores_the_held_out_clip(tmp_path, clip_t
     manifest = json.loads((out / "manifest.json").read_text())
     table = next(iter(manifest["eval_clips"].values()))
     assert set(table) == {"held"} and table["held"]["2"]["bicubic_psnr"] > 20
+    held = table["held"]["2"]  # the same weights one frame at a time, beside it: 4 steps teach the memory little
+    assert abs(held["fresh_state_psnr"] - held["psnr"]) < 0.5
     assert find_engine("rvsr-test", 2, tmp_path).degradation == ("real" if degradation else "clean")
     assert [p["step"] for p in manifest["curve"]] == [2, 4] and "x2_bicubic" in manifest["curve"][0]
     assert all(np.array_equal(a, b) for a, b in zip(_weights(out), _weights(whole)))  # chunks = one run

@@ -211,9 +211,10 @@ def load_val_clips(folders: list[Path], scale: int, d: Degradation | None, frame
     return out
 
 
-def score_clips(model, clips: list[ValClip], scale: int, device: str = "cpu") -> dict[str, float]:
+def score_clips(model, clips: list[ValClip], scale: int, device: str = "cpu", fresh: bool = False) -> dict[str, float]:
     """Mean Y-PSNR over every frame of ``clips`` of a recurrent model run along each clip (fp32), and of MATLAB
-    bicubic of the same LR frames; the model is left in eval mode."""
+    bicubic of the same LR frames; the model is left in eval mode. ``fresh``: the state starts afresh at every
+    frame, so the same weights see one frame at a time (what the memory adds is the difference)."""
     import torch
 
     from vidsr.quality.metrics import psnr, shave
@@ -224,7 +225,9 @@ def score_clips(model, clips: list[ValClip], scale: int, device: str = "cpu") ->
         for clip in clips:
             x = torch.from_numpy(clip.lr.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)[None].to(device)
             flow = torch.from_numpy(clip.flow.transpose(0, 3, 1, 2).astype(np.float32))[None].to(device)
-            sr = model.float().sequence(x, flow)[0].clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu()
+            starts = torch.ones(x.shape[:2], dtype=torch.bool, device=device) if fresh else None
+            sr = model.float().sequence(x, flow, starts)[0].clamp(0, 1).mul(255).round().byte()
+            sr = sr.permute(0, 2, 3, 1).cpu()
             for t, hr_y in enumerate(clip.hr_y):
                 y = rgb_to_y(sr[t].numpy())
                 bic = rgb_to_y(imresize(clip.lr[t], scale))

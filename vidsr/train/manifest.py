@@ -63,11 +63,15 @@ def clip_tables(model: torch.nn.Module, recipe: Recipe, data_root: Path, device:
         for folder in recipe.val_clips:
             clips = load_val_clips([data_root / folder], s, spec, recipe.val_frames, recipe.val_side, recipe.max_side)
             scores = score_clips(model, clips, s, device)
+            # The same weights with the state started afresh at every frame: what the memory itself adds.
+            scores["fresh_state_psnr"] = score_clips(model, clips, s, device, fresh=True)["psnr"]
             table.setdefault(Path(folder).name, {})[str(s)] = {k: round(v, 4) for k, v in scores.items()}
-            log(f"eval {folder} x{s}: {scores['psnr']:.2f} dB (bicubic {scores['bicubic_psnr']:.2f})")
+            log(f"eval {folder} x{s}: {scores['psnr']:.2f} dB (bicubic {scores['bicubic_psnr']:.2f}, "
+                f"one frame at a time {scores['fresh_state_psnr']:.2f})")
     return {"eval_clips": {spec.spec() if spec else "clean": table},
             "eval_clips_note": f"first {recipe.val_frames} frames of each held-out clip, a centred {recipe.val_side} "
-                               "px square, degraded as one clip; torch fp32"}
+                               "px square, degraded as one clip; torch fp32; fresh_state_psnr: the same weights "
+                               "with the state started afresh at every frame"}
 
 
 def training_record(recipe: Recipe, state: TrainState, device: str) -> dict[str, Any]:
