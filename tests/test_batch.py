@@ -230,3 +230,15 @@ def test_batch_says_its_frames_and_time_before_it_starts(vidsr, env, tmp_path):
     assert b"vidsr: no estimate: no file says how many frames it holds" in p.stderr
     r = json.loads(vidsr("batch", src / "b.mkv", "-o", tmp_path / "o5", "--json", "--no-estimate").stdout)
     assert r["estimate"] is None and r["counts"] == {"done": 1}
+
+
+def test_a_dry_run_child_that_fails_is_read_as_one_line_of_why():
+    # The batch estimate and the web page's plan read a failed --dry-run child the same way; the plan once passed a
+    # list (the last stderr line, sliced) where the page expects a sentence.
+    from vidsr.batch.runner import dry_run_failure
+
+    assert dry_run_failure({"estimate": {"seconds": 1.0}}, 0, "") is None
+    assert dry_run_failure({"error": "no video stream", "exit_code": 1}, 1, "noise\n") == "no video stream"
+    assert dry_run_failure({}, 1, "vidsr: error: cannot decode\n\n") == "vidsr: error: cannot decode"
+    assert dry_run_failure({"model": "srcnn"}, 0, "") == "its report has no estimate"
+    assert dry_run_failure({}, -9, "") == "exit -9"

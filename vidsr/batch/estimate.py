@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vidsr.batch.runner import die_with_parent, last_report
+from vidsr.batch.runner import die_with_parent, dry_run_failure, last_report
 from vidsr.batch.session import Task
 from vidsr.errors import VidsrError
 from vidsr.frames.image import is_image
@@ -94,7 +94,5 @@ def _dry_run(task: Task, args: list[str], threads: int, env_extra: dict[str, str
     except subprocess.TimeoutExpired:
         return {"error": f"it took over {PROBE_TIMEOUT_S} s"}
     report = last_report(done.stdout)  # {} where the child printed no JSON
-    if done.returncode != 0 or "estimate" not in report:
-        last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "")
-        return {"error": report.get("error") or last.strip() or f"exit {done.returncode}"}
-    return report
+    failure = dry_run_failure(report, done.returncode, done.stderr)
+    return {"error": failure} if failure else report

@@ -47,6 +47,15 @@ def last_report(stdout: str) -> dict[str, Any]:
     return {}
 
 
+def dry_run_failure(report: dict[str, Any], returncode: int, stderr: str) -> str | None:
+    """Why a ``--dry-run --json`` child gave no estimate (its JSON error, else its last stderr line), or None when
+    ``report`` (``last_report`` of its stdout) holds one."""
+    if returncode == 0 and "estimate" in report:
+        return None
+    last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")
+    return str(report.get("error") or last or (f"exit {returncode}" if returncode else "its report has no estimate"))
+
+
 def run_one(src: str, dst: str, args: list[str], threads: int, env_extra: dict[str, str]) -> JobResult:
     """Upscale one file in a child process. Never raises for the file's own failure: returns ok/error.
     Used as is by the local runner and, shipped to a worker, by Ray."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidsr.batch.runner import die_with_parent, last_report
+from vidsr.batch.runner import die_with_parent, dry_run_failure, last_report
 from vidsr.runtime.cpu import default_threads
 from vidsr.web.db import FINAL_STATES, Database, Job, Media, new_id
 from vidsr.web.library import COPY, Library, NotMediaError
@@ -135,8 +135,9 @@ class JobQueue:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         report = last_report(proc.stdout)
-        if proc.returncode != 0 or "estimate" not in report:
-            return {"error": report.get("error") or proc.stderr.strip().splitlines()[-1:] or "no estimate"}
+        failure = dry_run_failure(report, proc.returncode, proc.stderr)
+        if failure:
+            return {"error": failure}
         return {"engine": report["model"], "reason": report["model_choice"]["reason"],
                 "input": report["degradation_choice"].get("reason"), "runtime": report["runtime"],
                 "precision": report["precision"], "codec": report.get("codec_choice", {}).get("codec"),
