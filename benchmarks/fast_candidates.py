@@ -35,6 +35,8 @@ CANDIDATES = {  # name: (arch, config)
     "repnet u2 c64 b4": ("repnet", {"features": 64, "blocks": 4, "expand": 2, "unshuffle": 2}),
     "repnet u2 c64 b6": ("repnet", {"features": 64, "blocks": 6, "expand": 2, "unshuffle": 2}),
     "repnet u2 c48 b6": ("repnet", {"features": 48, "blocks": 6, "expand": 2, "unshuffle": 2}),
+    "repnet u2 c48 b8": ("repnet", {"features": 48, "blocks": 8, "expand": 2, "unshuffle": 2}),
+    "repnet u2 c64 b8": ("repnet", {"features": 64, "blocks": 8, "expand": 2, "unshuffle": 2}),
     "repnet c24 b6": ("repnet", {"features": 24, "blocks": 6, "expand": 2}),
     "repnet c16 b4": ("repnet", {"features": 16, "blocks": 4, "expand": 2}),
 }
