@@ -245,6 +245,43 @@ def test_a_deeper_edsr_warm_started_from_a_shallower_one_starts_where_it_is_and_
     assert run(r, data, tmp_path / "engines/deep", max_steps=1).step == 1  # and the training loop takes it
 
 
+def test_a_student_learns_toward_its_teachers_output_on_the_same_batch(tmp_path, data, monkeypatch):
+    from vidsr.errors import VidsrError
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path / "engines"))
+    run(recipe(tmp_path, rid="teacher"), data, tmp_path / "engines/teacher")
+    sha = json.loads((tmp_path / "engines/teacher/manifest.json").read_text())["weights_sha256"]
+
+    def student(rid, teacher="", weight=0.0, init=()):
+        r = recipe(tmp_path, rid=rid)
+        r.teacher, r.teacher_weight, r.init_from = teacher, weight, init
+        return r
+
+    def weights_after(r, steps=1):
+        state = run(r, data, tmp_path / r.id, max_steps=steps)
+        return state, load_file(str(tmp_path / r.id / "model.safetensors"))
+
+    # A student that starts as its teacher feels no pull from it: the teacher saw the very batch, at the scale.
+    _, alone = weights_after(student("alone", init=("teacher",)))
+    state, taught = weights_after(student("same", "teacher", 4.0, init=("teacher",)))
+    assert state.teacher == {"teacher": sha}
+    assert all(np.allclose(alone[k], taught[k], rtol=0, atol=1e-7) for k in alone)
+    manifest = json.loads((tmp_path / "same/manifest.json").read_text())
+    assert manifest["training"]["teacher"] == {"teacher": sha}
+    # From its own start it does, and the same seed without the teacher steps elsewhere.
+    _, fresh = weights_after(student("fresh"), 2)
+    _, pulled = weights_after(student("pulled", "teacher", 4.0), 2)
+    assert not all(np.array_equal(fresh[k], pulled[k]) for k in fresh)
+    run(recipe(tmp_path, preset="srcnn", config="{}", rid="y"), data, tmp_path / "engines/y")
+    with pytest.raises(VidsrError, match="takes Y HR-size"):  # a luma model cannot teach an RGB one
+        run(student("rgb", "y", 1.0), data, tmp_path / "rgb", max_steps=1)
+    path = tmp_path / "half.toml"
+    path.write_text(RECIPE.format(id="half", preset="edsr-baseline", scales="[2]", config="{}", patch=16,
+                                  loss="l1", opt="adam", lr=1e-3, clip=0.0) + 'teacher = "teacher"\n')
+    with pytest.raises(ValueError, match="teacher_weight"):  # a teacher without a weight would do nothing
+        load_recipe(path)
+
+
 def test_patches_are_paired_and_multi_scale(tmp_path, data):
     from vidsr.quality.images import image_files
 

@@ -25,11 +25,9 @@ from safetensors.torch import load_file, save
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vidsr.degradation.spec import parse_spec
-from vidsr.errors import VidsrError
 from vidsr.files import atomic_write_bytes, cache_root
 from vidsr.models.edsr import residual_blocks
-from vidsr.models.engine import MANIFEST, WEIGHTS, Engine, engines_dir
-from vidsr.models.manifest import EngineManifest
+from vidsr.models.engine import WEIGHTS, engines_dir
 from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
 from vidsr.quality.evaluate import load_set
 from vidsr.quality.images import image_files
@@ -45,6 +43,7 @@ from vidsr.train.clips import (
     train_sequences,
 )
 from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
+from vidsr.train.distill import distillation_term, find_engine_for_training, load_teacher
 from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
@@ -77,13 +76,6 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def _engine(engine_id: str) -> Engine:
-    folder = engines_dir() / engine_id
-    if not (folder / MANIFEST).is_file():
-        raise VidsrError(f"init_from {engine_id!r}: no engine at {folder}")
-    return Engine(folder, EngineManifest.load(folder / MANIFEST))
-
-
 def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[str], None],
                arch: Architecture | None = None) -> dict[str, str]:
     """Copy every tensor of the source engines whose name and shape this model shares; returns {engine: weights
@@ -94,7 +86,7 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
     taken: dict[str, torch.Tensor] = {}
     used = {}
     for engine_id in sources:
-        engine = _engine(engine_id)
+        engine = find_engine_for_training(engine_id, "init_from")
         src = engine.weights()  # verified against its manifest: a source mid-training must be finished first
         if arch.adopt is not None and engine.arch.name != arch.name:
             src = arch.adopt(src, engine.scales[0])
@@ -121,6 +113,7 @@ class Run:
     device: str
     resumed: bool
     averaged: AveragedModel | None = None  # the recipe's EMA of ``model``, where it has one
+    teacher: torch.nn.Module | None = None  # the recipe's distillation teacher, where it has one
 
     @property
     def shipped(self) -> torch.nn.Module:
@@ -159,7 +152,9 @@ def open_run(recipe: Recipe, out: Path, resume: bool, device: str, log: Callable
     state.note_precision("bf16 autocast" if bf16 else "fp32", legacy=_manifest_precision(out))
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
     model = model.to(device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
-    run = Run(recipe, out, model, state, device, resumed)
+    run = Run(recipe, out, model, state, device, resumed, teacher=load_teacher(recipe, device, log))
+    state.teacher = {recipe.teacher: find_engine_for_training(recipe.teacher, "teacher").manifest.weights_sha256} \
+        if recipe.teacher else {}
     if recipe.ema:
         run.averaged = _start_average(run, log)
     return run
@@ -239,6 +234,8 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: TrainingData, loss_f
     with torch.autocast(torch.device(run.device).type, dtype=torch.bfloat16, enabled=bf16):
         pred = run.model(x)
     loss = loss_fn(pred.float(), y)
+    if run.teacher is not None:
+        loss = loss + r.teacher_weight * distillation_term(run.teacher, x, pred, loss_fn, bf16)
     if frames is not None:
         loss = loss + r.temporal * motion_term(pred.float(), y, frames, loss_fn)
     return _apply(run, opt, loss, lr)

@@ -91,6 +91,7 @@ def training_record(recipe: Recipe, state: TrainState, device: str) -> dict[str,
         "moments_reset_at": state.moments_reset_at,
         "recipe_changes": state.recipe_changes,
         "init_from": state.init_from,
+        "teacher": state.teacher,
         "discarded_runs": state.discarded_runs,
         "cpu_hours_with_discarded": round(state.cpu_hours + state.discarded_cpu_hours(), 3),
     }

@@ -61,6 +61,10 @@ class Recipe:
     # Engine ids whose weights initialise this one (EDSR x3/x4 from x2; MDSR from the three EDSRs). Where two
     # sources hold the same tensor, the first listed wins.
     init_from: tuple[str, ...] = ()
+    # Distillation (vidsr/train/distill.py): an engine id whose output on each batch the loss also pulls toward, by
+    # teacher_weight against the original's 1.
+    teacher: str = ""
+    teacher_weight: float = 0.0
     eval_every: int = 500
     checkpoint_every: int = 100
     notes: str = ""
@@ -124,6 +128,10 @@ def load_recipe(path: str | Path) -> Recipe:
                                    or architecture(arch).input_space != "LR" or t["temporal"] < 0):
         raise ValueError(f"{path}: temporal = {t['temporal']} needs a [degradation] table (its pans), an RGB model "
                          "that takes LR input (EDSR, MDSR) and a weight of 0 or more")
+    if bool(t.get("teacher")) != bool(t.get("teacher_weight")) or t.get("teacher_weight", 0.0) < 0 \
+            or (t.get("teacher") and ("clips" in d or t.get("temporal"))):
+        raise ValueError(f"{path}: teacher (an engine id) and teacher_weight (above 0) go together, for models "
+                         "trained on single images")
     clip_keys = _clip_keys(path, d, arch)
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
     smaller = hr_scales[1:]

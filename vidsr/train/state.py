@@ -25,6 +25,7 @@ class TrainState:
     moments_reset_at: list[int] = field(default_factory=list)  # resumes without the optimizer's moments
     recipe_changes: list[dict[str, Any]] = field(default_factory=list)  # {"step", "from", "to"} recipe hashes
     init_from: dict[str, str] = field(default_factory=dict)  # warm-start engine -> weights sha256
+    teacher: dict[str, str] = field(default_factory=dict)  # distillation's engine -> weights sha256
     stopped: bool = False  # the last chunk ended on a signal, before the manifest's eval
 
     @classmethod

@@ -1,0 +1,60 @@
+"""Distillation: a small network also learns a large engine's answers to the same degraded input.
+
+Under heavy noise and compression one degraded patch fits many originals, and the L1 to the one original drawn
+pulls a small network toward each of them in turn. A large engine's output on that input is one answer the small
+network can reach, with the large one's judgement of what was lost: a recipe's ``teacher`` (an engine id) and
+``teacher_weight`` add ``teacher_weight * loss(student, teacher)`` to each step's loss. The teacher runs in eval
+mode without gradients, on the very batch the student sees, so nothing about the data or its cache changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from vidsr.errors import VidsrError
+from vidsr.models.engine import MANIFEST, Engine, engines_dir
+from vidsr.models.manifest import EngineManifest
+from vidsr.models.registry import architecture
+from vidsr.train.recipe import Recipe
+
+
+def find_engine_for_training(engine_id: str, role: str) -> Engine:
+    """The shipped engine ``engine_id``, for a recipe's ``role`` (``init_from``, ``teacher``)."""
+    folder = engines_dir() / engine_id
+    if not (folder / MANIFEST).is_file():
+        raise VidsrError(f"{role} {engine_id!r}: no engine at {folder}")
+    return Engine(folder, EngineManifest.load(folder / MANIFEST))
+
+
+def load_teacher(recipe: Recipe, device: str, log: Callable[[str], None]) -> torch.nn.Module | None:
+    """The recipe's teacher as it runs (fused, eval mode, no gradients) on ``device``; None without one.
+
+    The teacher must eat what the student eats (colour mode and input space) at the student's one scale: its
+    output is compared pixel for pixel with the student's."""
+    if not recipe.teacher:
+        return None
+    engine = find_engine_for_training(recipe.teacher, "teacher")
+    student = architecture(recipe.arch)
+    if len(recipe.scales) != 1 or recipe.scales[0] not in engine.scales:
+        raise VidsrError(f"teacher {engine.id} upscales x{'/'.join(map(str, engine.scales))}; the student needs "
+                         f"one scale it covers, not x{'/'.join(map(str, recipe.scales))}")
+    if (engine.arch.colour, engine.arch.input_space) != (student.colour, student.input_space) \
+            or engine.arch.recurrent:
+        raise VidsrError(f"teacher {engine.id} takes {engine.arch.colour} {engine.arch.input_space}-size frames "
+                         f"one at a time; the student takes {student.colour} {student.input_space}-size ones")
+    # In the student's memory format, so that a student equal to its teacher computes bit for bit what it does.
+    model = engine.load(recipe.scales[0]).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model.requires_grad_(False)
+    log(f"distilling from {engine.id} (weights {engine.manifest.weights_sha256[:12]}) at weight "
+        f"{recipe.teacher_weight}")
+    return model
+
+
+def distillation_term(teacher: torch.nn.Module, x: torch.Tensor, pred: torch.Tensor, loss_fn: torch.nn.Module,
+                      bf16: bool) -> torch.Tensor:
+    """``loss_fn`` between the student's output ``pred`` and the teacher's on the same input ``x`` (NCHW)."""
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        target = teacher(x)
+    return loss_fn(pred.float(), target.float())
