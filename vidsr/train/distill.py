@@ -28,13 +28,15 @@ def find_engine_for_training(engine_id: str, role: str) -> Engine:
     return Engine(folder, EngineManifest.load(folder / MANIFEST))
 
 
-def load_teacher(recipe: Recipe, device: str, log: Callable[[str], None]) -> torch.nn.Module | None:
-    """The recipe's teacher as it runs (fused, eval mode, no gradients) on ``device``; None without one.
+def load_teacher(recipe: Recipe, device: str,
+                 log: Callable[[str], None]) -> tuple[torch.nn.Module | None, dict[str, str]]:
+    """The recipe's teacher as it runs (fused, eval mode, no gradients) on ``device``, and {its id: its weights'
+    sha256} for the manifest; (None, {}) without one.
 
     The teacher must eat what the student eats (colour mode and input space) at the student's one scale: its
     output is compared pixel for pixel with the student's."""
     if not recipe.teacher:
-        return None
+        return None, {}
     engine = find_engine_for_training(recipe.teacher, "teacher")
     student = architecture(recipe.arch)
     if len(recipe.scales) != 1 or recipe.scales[0] not in engine.scales:
@@ -49,7 +51,7 @@ def load_teacher(recipe: Recipe, device: str, log: Callable[[str], None]) -> tor
     model.requires_grad_(False)
     log(f"distilling from {engine.id} (weights {engine.manifest.weights_sha256[:12]}) at weight "
         f"{recipe.teacher_weight}")
-    return model
+    return model, {engine.id: engine.manifest.weights_sha256}
 
 
 def distillation_term(teacher: torch.nn.Module, x: torch.Tensor, pred: torch.Tensor, loss_fn: torch.nn.Module,

@@ -152,9 +152,8 @@ def open_run(recipe: Recipe, out: Path, resume: bool, device: str, log: Callable
     state.note_precision("bf16 autocast" if bf16 else "fp32", legacy=_manifest_precision(out))
     # On the device before the optimizer exists, so that loaded moments land beside their parameters.
     model = model.to(device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
-    run = Run(recipe, out, model, state, device, resumed, teacher=load_teacher(recipe, device, log))
-    state.teacher = {recipe.teacher: find_engine_for_training(recipe.teacher, "teacher").manifest.weights_sha256} \
-        if recipe.teacher else {}
+    teacher, state.teacher = load_teacher(recipe, device, log)
+    run = Run(recipe, out, model, state, device, resumed, teacher=teacher)
     if recipe.ema:
         run.averaged = _start_average(run, log)
     return run
