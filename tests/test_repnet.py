@@ -220,6 +220,16 @@ def test_quality_picks_auto_within_a_tier_and_says_so(tiered_engines, vidsr, tmp
     assert plan("--quality", "fast", "--model", "edsr")["model"] == "edsr-baseline-x2"  # a named model runs as named
 
 
+def test_models_says_in_which_tier_auto_runs_each_engine(tiered_engines, vidsr):
+    rows = {(r["engine"], r["scale"]): r for r in map(json.loads, vidsr("models", "--json").stdout.splitlines())}
+    both = ["images", "video"]
+    assert rows["repnet-x2", 2]["auto_tiers"] == {"fast": both} and not rows["repnet-x2", 2]["auto"]
+    assert rows["edsr-baseline-x2", 2]["auto_tiers"] == {"balanced": both, "best": both}
+    # No engine at x4 is within the fast tier's cost, so its cheapest one runs there too.
+    assert rows["edsr-baseline-x4", 4]["auto_tiers"] == {"fast": both, "balanced": both, "best": both}
+    assert "images, video (fast)" in vidsr("models").stdout.decode()
+
+
 def test_the_cost_is_counted_on_shapes_alone_and_kept_in_the_manifest(tmp_path):
     # The meta-device count (no arithmetic) must equal a real forward pass's, and a saved engine carries it, so
     # that no run counts again: counting a dozen engines for real took 14 s of every --quality fast run.

@@ -12,7 +12,18 @@ from rich.table import Table
 
 from vidsr.commands.common import emit_json
 from vidsr.errors import VidsrError
-from vidsr.models.engine import DEGRADATIONS, VideoGain, best_engine, engines_dir, list_engines, video_choice
+from vidsr.models.engine import (
+    DEFAULT_QUALITY,
+    DEGRADATIONS,
+    QUALITY_CAPS,
+    Engine,
+    VideoGain,
+    best_engine,
+    engines_dir,
+    in_tier,
+    list_engines,
+    video_choice,
+)
 from vidsr.models.flops import gflop_per_output_mp
 
 
@@ -25,9 +36,10 @@ def models(as_json: bool) -> None:
     whether an engine restores each frame alone (1) or from the frames before it too (video: multi-frame engines,
     for videos only), and `vs 1-frame` what a multi-frame engine measured over the single-frame engine auto would
     run otherwise, on held-out sequences (its worst case over the degradations measured). The `auto` column says
-    where `--model auto` (the default) runs each engine, at each scale for each kind of input: for images, for
-    videos, or both. `int8 here` says whether the engine's int8 graph runs on this CPU kind (measured at least 1.5x
-    as fast and within 0.1 dB), or what it measured instead.
+    where `--model auto` (the default) runs each engine, at each scale for its kind of input: for images, for
+    videos, or both, and in which `--quality` tiers (best, the default; balanced; fast). `int8 here` says whether
+    the engine's int8 graph runs on this CPU kind (measured at least 1.5x as fast and within 0.1 dB), or what it
+    measured instead.
 
     \b
     Example:
@@ -40,9 +52,7 @@ def models(as_json: bool) -> None:
         raise VidsrError(f"no engines in {engines_dir()} (a folder of engine folders, each with manifest.json and "
                          "model.safetensors" + ("; VIDSR_ENGINES names it: unset it for the shipped ones)"
                                                 if os.environ.get("VIDSR_ENGINES") else ")"))
-    scales = sorted({s for e in engines for s in e.scales})
-    picks = {(s, kind): best_engine(engines, s, kind) for s in scales for kind in DEGRADATIONS}
-    video = {key: video_choice(engines, key[0], single)[0].id for key, single in picks.items()}
+    uses = auto_uses(engines)
     for e in engines:
         m, t = e.manifest, e.manifest.training
         for s in e.scales:
@@ -53,7 +63,9 @@ def models(as_json: bool) -> None:
                          "cpu_hours": t.cpu_hours, "cpu_hours_with_discarded": t.cpu_hours_with_discarded,
                          "input": e.degradation, "degraded_psnr": _round(e.degraded_psnr(s)),
                          "multi_frame": e.arch.recurrent, "vs_single_db": _worst_gain(e, s),
-                         "auto": picks[(s, e.degradation)].id == e.id, "auto_video": video[(s, e.degradation)] == e.id,
+                         "auto": "images" in uses.get((e.id, s, DEFAULT_QUALITY), ()),
+                         "auto_video": "video" in uses.get((e.id, s, DEFAULT_QUALITY), ()),
+                         "auto_tiers": {q: uses[e.id, s, q] for q in QUALITY_CAPS if (e.id, s, q) in uses},
                          "int8": _int8(e, s)})
             labels.append((e.steps_label(), e.cpu_hours_label()))
     if as_json:
@@ -70,12 +82,36 @@ def models(as_json: bool) -> None:
         def f(v):
             return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
-        auto = ", ".join(k for k, on in (("images", r["auto"]), ("video", r["auto_video"])) if on)
+        auto = _tiers_text(r["auto_tiers"])
         gain = "-" if r["vs_single_db"] is None else f"{r['vs_single_db']:+.2f}"
         table.add_row(r["model"], r["engine"], r["input"], f"x{r['scale']}", "video" if r["multi_frame"] else "1",
                       r["colour"], f"{r['params']:,}", f(r["gflop_per_mp"]), f(r["set5_psnr"]), f(r["set14_psnr"]),
                       f(r["degraded_psnr"]), gain, steps, cpu_hours, r["int8"]["short"], auto)
-    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160).print(table)
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220).print(table)
+
+
+def auto_uses(engines: list[Engine]) -> dict[tuple[str, int, str], list[str]]:
+    """{(engine id, scale, tier): ["images"] and/or ["video"]}: where ``--model auto --quality TIER`` runs each engine
+    for input of the engine's own kind (clean, real or heavy)."""
+    uses: dict[tuple[str, int, str], list[str]] = {}
+    for quality in QUALITY_CAPS:
+        for scale in sorted({s for e in engines for s in e.scales}):
+            tier = in_tier(engines, scale, quality)
+            for kind in DEGRADATIONS:
+                single = best_engine(tier, scale, kind)
+                moving = video_choice(tier, scale, single)[0]
+                for engine, what in ((single, "images"), (moving, "video")):
+                    if engine.degradation == kind:
+                        uses.setdefault((engine.id, scale, quality), []).append(what)
+    return uses
+
+
+def _tiers_text(tiers: dict[str, list[str]]) -> str:
+    """"images, video (balanced, best)": each set of uses with the tiers that share it."""
+    grouped: dict[str, list[str]] = {}
+    for quality, what in tiers.items():
+        grouped.setdefault(", ".join(what), []).append(quality)
+    return "; ".join(f"{what} ({', '.join(qs)})" for what, qs in grouped.items())
 
 
 def _int8(engine: Any, scale: int) -> dict[str, Any]:
