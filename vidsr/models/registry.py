@@ -109,8 +109,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "rvsr": ("rvsr", {"blocks": 16, "features": 64, "res_scale": 1.0}),
     # The fast tier: a tenth or less of EDSR-baseline's FLOPs a pixel (docs/PERFORMANCE.md has the speeds).
     "repnet": ("repnet", {"features": 32, "blocks": 4, "expand": 2}),
-    # The same speed on our CPUs with 6x the fused weights: 2x2 pixel blocks folded into channels, 64 features wide
-    # at a quarter of the positions (docs/PERFORMANCE.md, the fast tier's network).
+    # The fast tier's speed with 6x the fused weights: 2x2 pixel blocks folded into channels, 64 features wide at a
+    # quarter of the positions. Trained once, it learned less than "repnet" (docs/probes/repnet-wide-x2-heavy.toml).
     "repnet-wide": ("repnet", {"features": 64, "blocks": 6, "expand": 2, "unshuffle": 2}),
 }
 
