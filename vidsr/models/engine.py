@@ -137,6 +137,15 @@ def list_engines(root: Path | None = None) -> list[Engine]:
     return found
 
 
+def engine_by_id(engine_id: str, role: str) -> Engine:
+    """The shipped engine whose folder is ``engine_id``, for what a recipe names it as (``role``: ``init_from``,
+    ``teacher``), so that a missing one is said in the recipe's words."""
+    folder = engines_dir() / engine_id
+    if not (folder / MANIFEST).is_file():
+        raise VidsrError(f"{role} {engine_id!r}: no engine at {folder}")
+    return Engine(folder, EngineManifest.load(folder / MANIFEST))
+
+
 AUTO = "auto"
 # --quality: the most GFLOP per output megapixel an engine auto picks may cost. fast: a tenth of EDSR-baseline's
 # 686 (the fast tier's engines, for batches of footage); balanced: 1.5x EDSR-baseline (the 16-block engines and the

@@ -14,18 +14,9 @@ from collections.abc import Callable
 import torch
 
 from vidsr.errors import VidsrError
-from vidsr.models.engine import MANIFEST, Engine, engines_dir
-from vidsr.models.manifest import EngineManifest
+from vidsr.models.engine import engine_by_id
 from vidsr.models.registry import architecture
 from vidsr.train.recipe import Recipe
-
-
-def find_engine_for_training(engine_id: str, role: str) -> Engine:
-    """The shipped engine ``engine_id``, for a recipe's ``role`` (``init_from``, ``teacher``)."""
-    folder = engines_dir() / engine_id
-    if not (folder / MANIFEST).is_file():
-        raise VidsrError(f"{role} {engine_id!r}: no engine at {folder}")
-    return Engine(folder, EngineManifest.load(folder / MANIFEST))
 
 
 def load_teacher(recipe: Recipe, device: str,
@@ -37,7 +28,7 @@ def load_teacher(recipe: Recipe, device: str,
     output is compared pixel for pixel with the student's."""
     if not recipe.teacher:
         return None, {}
-    engine = find_engine_for_training(recipe.teacher, "teacher")
+    engine = engine_by_id(recipe.teacher, "teacher")
     student = architecture(recipe.arch)
     if len(recipe.scales) != 1 or recipe.scales[0] not in engine.scales:
         raise VidsrError(f"teacher {engine.id} upscales x{'/'.join(map(str, engine.scales))}; the student needs "

@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from vidsr.degradation.spec import parse_spec
 from vidsr.files import atomic_write_bytes, cache_root
 from vidsr.models.edsr import residual_blocks
-from vidsr.models.engine import WEIGHTS, engines_dir
+from vidsr.models.engine import WEIGHTS, engine_by_id, engines_dir
 from vidsr.models.registry import ARCHITECTURES, Architecture, architecture
 from vidsr.quality.evaluate import load_set
 from vidsr.quality.images import image_files
@@ -43,7 +43,7 @@ from vidsr.train.clips import (
     train_sequences,
 )
 from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
-from vidsr.train.distill import distillation_term, find_engine_for_training, load_teacher
+from vidsr.train.distill import distillation_term, load_teacher
 from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
@@ -86,7 +86,7 @@ def warm_start(model: torch.nn.Module, sources: tuple[str, ...], log: Callable[[
     taken: dict[str, torch.Tensor] = {}
     used = {}
     for engine_id in sources:
-        engine = find_engine_for_training(engine_id, "init_from")
+        engine = engine_by_id(engine_id, "init_from")
         src = engine.weights()  # verified against its manifest: a source mid-training must be finished first
         if arch.adopt is not None and engine.arch.name != arch.name:
             src = arch.adopt(src, engine.scales[0])
