@@ -113,6 +113,18 @@ def test_the_preset_is_a_tenth_of_edsr_baselines_cost_or_less():
         assert gflop <= edsr / 10, (scale, gflop, edsr)
 
 
+def test_the_tiers_caps_follow_edsr_baselines_counted_cost_at_each_scale():
+    from vidsr.models.engine import EDSR_BASELINE_GFLOP, tier_cap
+    from vidsr.models.flops import count_gflop_per_output_mp
+
+    arch, config = PRESETS["edsr-baseline"]
+    for scale, table in EDSR_BASELINE_GFLOP.items():
+        counted = count_gflop_per_output_mp(ARCHITECTURES[arch], config, (scale,), scale)
+        assert abs(counted - table) < 0.05, (scale, counted, table)
+    assert (tier_cap("fast", 2), tier_cap("fast", 4), tier_cap("balanced", 2), tier_cap("best", 4)) == (
+        68.6, 24.8, 1029.4, None)
+
+
 def test_a_video_upscales_through_the_cli(repnet_engines, vidsr, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", 64, 48, frames=6)
     p = vidsr("upscale", clip, "-o", tmp_path / "out.mp4", "-m", "repnet-tiny-x2", "--json", check=0)
@@ -216,7 +228,7 @@ def test_quality_picks_auto_within_a_tier_and_says_so(tiered_engines, vidsr, tmp
     assert fast["model"] == "repnet-x2" and "--quality fast: engines of 68.6 GFLOP" in fast["model_choice"]["reason"]
     assert plan("--quality", "balanced")["model"] == "edsr-baseline-x2"
     none = plan("--quality", "fast", "--scale", "4")  # no fast engine at x4: the cheapest there, and why
-    assert none["model"] == "edsr-baseline-x4" and "no engine within 68.6" in none["model_choice"]["reason"]
+    assert none["model"] == "edsr-baseline-x4" and "no engine within 24.8" in none["model_choice"]["reason"]
     assert plan("--quality", "fast", "--model", "edsr")["model"] == "edsr-baseline-x2"  # a named model runs as named
 
 

@@ -10,7 +10,7 @@ import click
 
 from vidsr.errors import UsageError
 from vidsr.frames.upscaler import Upscaler
-from vidsr.models.engine import DEFAULT_QUALITY, DEGRADATIONS, QUALITY_CAPS, Engine, find_engine
+from vidsr.models.engine import DEFAULT_QUALITY, DEGRADATIONS, QUALITY_CAPS, Engine, find_engine, tier_cap
 from vidsr.models.flops import gflop_per_output_mp
 from vidsr.runtime.select import DEVICES, PRECISIONS, RUNTIMES, RuntimeSpec, make_runtime
 
@@ -138,9 +138,9 @@ def model_choice(model: str, engine: Engine, scale: int, video: bool,
         why = video_choice(tier, scale, single)[1]
     else:
         why = video_choice(tier, scale, engine)[1]
-    if QUALITY_CAPS[quality] is not None:
-        cap = QUALITY_CAPS[quality]
-        within = gflop_per_output_mp(engine, scale) <= (cap or 0)
+    cap = tier_cap(quality, scale)
+    if cap is not None:
+        within = gflop_per_output_mp(engine, scale) <= cap
         why += (f"; --quality {quality}: engines of {cap:g} GFLOP per output MP or less" if within else
                 f"; --quality {quality}: no engine within {cap:g} GFLOP per output MP at x{scale}, so the cheapest")
     return {"engine": engine.id, "multi_frame": engine.arch.recurrent, "reason": why, "quality": quality}

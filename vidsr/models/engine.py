@@ -147,10 +147,21 @@ def engine_by_id(engine_id: str, role: str) -> Engine:
 
 
 AUTO = "auto"
-# --quality: the most GFLOP per output megapixel an engine auto picks may cost. fast: a tenth of EDSR-baseline's
-# 686 (the fast tier's engines, for batches of footage); balanced: 1.5x EDSR-baseline (the 16-block engines and the
-# multi-frame ones built on them, not the 32-block ones); best: whatever measures best.
-QUALITY_CAPS: dict[str, float | None] = {"fast": 68.6, "balanced": 1030.0, "best": None}
+# --quality: the most an engine auto picks may cost a pixel, as a share of EDSR-baseline's GFLOP per output megapixel
+# at the same scale (its upsampler makes that 686 at x2 but 248 at x4, so one figure for every scale would let an x4
+# engine of a quarter of EDSR-baseline's cost count as fast). fast: a tenth (the fast tier's engines, for batches of
+# footage); balanced: 1.5x (the 16-block engines and the multi-frame ones built on them, not the 32-block ones);
+# best: whatever measures best.
+QUALITY_CAPS: dict[str, float | None] = {"fast": 0.1, "balanced": 1.5, "best": None}
+# EDSR-baseline's GFLOP per output megapixel at each scale the CLI offers, as flops.count_gflop_per_output_mp counts
+# it (a test holds the two together): a table, since a count costs a second and a half of a CLI's start.
+EDSR_BASELINE_GFLOP = {2: 686.3, 3: 347.9, 4: 247.9}
+
+
+def tier_cap(quality: str, scale: int) -> float | None:
+    """The most GFLOP per output megapixel auto may pick at ``quality`` and ``scale``; None: no limit."""
+    share = QUALITY_CAPS[quality]
+    return None if share is None else round(share * EDSR_BASELINE_GFLOP[scale], 1)
 DEFAULT_QUALITY = "best"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
@@ -233,10 +244,10 @@ def video_choice(engines: list[Engine], scale: int, single: Engine) -> tuple[Eng
 
 
 def in_tier(engines: list[Engine], scale: int, quality: str) -> list[Engine]:
-    """The engines auto may pick at ``quality`` (``QUALITY_CAPS``): those within its cost at ``scale``; where none
+    """The engines auto may pick at ``quality`` (``tier_cap``): those within its cost at ``scale``; where none
     upscales ``scale`` within it, the cheapest at ``scale``, so that a tier without its own engine yet still runs
     the fastest one there is."""
-    cap = QUALITY_CAPS[quality]
+    cap = tier_cap(quality, scale)
     if cap is None:
         return engines
     within = [e for e in engines if scale in e.scales and gflop_per_output_mp(e, scale) <= cap]
