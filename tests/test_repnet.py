@@ -100,6 +100,35 @@ def test_engines_load_export_and_run_fused_on_every_runtime(repnet_engines, vids
         assert (rt.run(x) - branched.eval()(x)).abs().max() < 1e-4  # OpenVINO's fused graph against training's
 
 
+def test_a_bicubic_base_fuses_exports_and_runs_alike_on_every_runtime(tmp_path, monkeypatch):
+    # x4 engines add the input upsampled bicubically: an ONNX Resize whose border handling must match torch's on
+    # ONNX Runtime and OpenVINO, or every runtime but torch would ship a seam at the frame's edge.
+    config = TINY | {"base": "bicubic"}
+    branched = trained_looking(ARCHITECTURES["repnet"].build(config, (4,))).eval()
+    save_engine(tmp_path / "repnet-bicubic-x4", "repnet-bicubic-x4", "repnet", "repnet", "repnet", config, (4,),
+                branched)
+    monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path))
+    monkeypatch.setenv("VIDSR_CACHE", str(tmp_path / "cache"))
+    engine = find_engine("repnet-bicubic-x4", 4)
+    x = torch.rand(1, 3, 13, 17)
+    with torch.no_grad():
+        want = branched(x)
+        assert (engine.load(4).eval()(x) - want).abs().max() < 1e-5
+        nearest = RepNet(scale=4, **TINY).eval()
+        nearest.load_state_dict(branched.state_dict())
+        assert (nearest(x) - want).abs().max() > 0.01  # the base is not nearest neighbour's
+    from vidsr.runtime.onnx_rt import onnx_facts, onnx_for
+    from vidsr.runtime.openvino_rt import openvino_for
+
+    path, diff = onnx_for(engine, 4)
+    assert diff < 1e-4
+    import onnx
+
+    assert "Resize" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    rt = openvino_for(engine, 4, path, onnx_facts(engine, 4), "fp32")
+    assert (rt.run(x) - want).abs().max() < 1e-4
+
+
 def test_the_preset_is_a_tenth_of_edsr_baselines_cost_or_less():
     arch, config = PRESETS["repnet"]
     for scale in (2, 4):

@@ -12,6 +12,10 @@ sub-pixels before the pixel shuffle: nearest-neighbour upsampling for free, so t
 tail out by u times the scale: at the same FLOPs a pixel, u times the width over u^2 fewer positions, and each layer
 sees u times as far. Compression blocks (8-16 pixels) and noise need that reach, which a few 3x3 layers at full
 resolution lack. The input is padded by repeating its last row and column to a multiple of u, and the output cropped.
+
+``base="bicubic"`` adds the input upsampled bicubically instead of by nearest neighbour (an ONNX Resize, which every
+runtime has): at x4 nearest neighbour leaves 4x4 blocks that a network this small, trained this briefly, never
+learns to smooth (docs/TRAINING.md, the fast tier at x4).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own idiom
 from torch import nn
+
+BASES = ("nearest", "bicubic")  # what the output adds the learned residual to
 
 
 class RepConv(nn.Module):
@@ -57,9 +63,11 @@ class RepNet(nn.Module):
     """``features`` wide and ``blocks`` deep at LR size, for one ``scale``; RGB in [0, 1] in and out."""
 
     def __init__(self, scale: int = 2, features: int = 32, blocks: int = 6, expand: int = 2, colours: int = 3,
-                 unshuffle: int = 1):
+                 unshuffle: int = 1, base: str = "nearest"):
         super().__init__()
-        self.scale, self.colours, self.unshuffle = scale, colours, unshuffle
+        if base not in BASES:
+            raise ValueError(f"repnet base {base!r}: one of {', '.join(BASES)}")
+        self.scale, self.colours, self.unshuffle, self.base = scale, colours, unshuffle, base
         self.head = RepConv(colours * unshuffle**2, features, expand)
         self.body = nn.ModuleList(RepConv(features, features, expand) for _ in range(blocks))
         self.acts = nn.ModuleList(nn.PReLU(features) for _ in range(blocks + 1))
@@ -69,12 +77,13 @@ class RepNet(nn.Module):
         h = self.acts[0](self.head(fold(x, self.unshuffle)))
         for conv, act in zip(self.body, self.acts[1:]):
             h = act(conv(h))
-        return unfold(self.tail(h), x, self.scale, self.unshuffle)
+        return unfold(self.tail(h), x, self.scale, self.unshuffle, self.base)
 
     def fused(self) -> FusedRepNet:
         """The same function as one 3x3 convolution a layer, for inference and export."""
         layers = [self.head, *(b for b in self.body if isinstance(b, RepConv)), self.tail]
-        net = FusedRepNet(self.scale, [(layer.c_in, layer.c_out) for layer in layers], self.colours, self.unshuffle)
+        net = FusedRepNet(self.scale, [(layer.c_in, layer.c_out) for layer in layers], self.colours, self.unshuffle,
+                          self.base)
         fused: dict[str, torch.Tensor] = {}
         for i, layer in enumerate(layers):
             fused[f"convs.{i}.weight"], fused[f"convs.{i}.bias"] = layer.kernel()
@@ -87,9 +96,10 @@ class RepNet(nn.Module):
 class FusedRepNet(nn.Module):
     """RepNet as it runs: 3x3 convolutions with PReLUs between them, the nearest-neighbour residual, a shuffle."""
 
-    def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3, unshuffle: int = 1):
+    def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3, unshuffle: int = 1,
+                 base: str = "nearest"):
         super().__init__()
-        self.scale, self.colours, self.unshuffle = scale, colours, unshuffle
+        self.scale, self.colours, self.unshuffle, self.base = scale, colours, unshuffle, base
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in shapes)
         self.acts = nn.ModuleList(nn.PReLU(c_out) for _, c_out in shapes[:-1])
 
@@ -97,7 +107,7 @@ class FusedRepNet(nn.Module):
         h = fold(x, self.unshuffle)
         for conv, act in zip(self.convs[:-1], self.acts):
             h = act(conv(h))
-        return unfold(self.convs[-1](h), x, self.scale, self.unshuffle)
+        return unfold(self.convs[-1](h), x, self.scale, self.unshuffle, self.base)
 
 
 def fold(x: torch.Tensor, unshuffle: int) -> torch.Tensor:
@@ -108,10 +118,11 @@ def fold(x: torch.Tensor, unshuffle: int) -> torch.Tensor:
     return F.pixel_unshuffle(F.pad(x, (0, (-w) % unshuffle, 0, (-h) % unshuffle), mode="replicate"), unshuffle)
 
 
-def unfold(residual: torch.Tensor, x: torch.Tensor, scale: int, unshuffle: int) -> torch.Tensor:
-    """The HR frame: the tail's output shuffled out to pixels, plus ``x`` upsampled by nearest neighbour."""
-    if unshuffle == 1:  # the same sum without a resize: x repeated over each pixel's sub-pixels
+def unfold(residual: torch.Tensor, x: torch.Tensor, scale: int, unshuffle: int, base: str = "nearest") -> torch.Tensor:
+    """The HR frame: the tail's output shuffled out to pixels, plus ``x`` upsampled by ``base``."""
+    if unshuffle == 1 and base == "nearest":  # the same sum without a resize: x repeated over each pixel's sub-pixels
         return F.pixel_shuffle(residual + x.repeat_interleave(scale * scale, dim=1), scale)
     h, w = x.shape[-2:]
     y = F.pixel_shuffle(residual, scale * unshuffle)[..., : h * scale, : w * scale]
-    return y + F.interpolate(x, scale_factor=scale, mode="nearest")
+    corners = {} if base == "nearest" else {"align_corners": False}
+    return y + F.interpolate(x, scale_factor=scale, mode=base, **corners)
