@@ -135,6 +135,29 @@ def test_int8_runs_where_its_record_allows_and_is_refused_with_the_reason(quanti
                                                                       check=2).stderr
 
 
+def test_calibration_and_validation_patches_fit_the_training_images_at_x4(tmp_path):
+    # At x4 a 96-pixel LR patch is 384 HR pixels a side, more than BSD200's images have: quantize refused every x4
+    # engine until the patches shrank with the scale.
+    from vidsr.commands.quantize import (
+        CALIBRATION_SET,
+        CALIBRATION_SIDE,
+        VALIDATION_SET,
+        VALIDATION_SIDE,
+        patch_side,
+        patches_of,
+    )
+
+    engine = save_engine(tmp_path / "repnet-tiny-x4", "repnet-tiny-x4", "repnet", "repnet", "repnet", TINY, (4,),
+                         ARCHITECTURES["repnet"].build(TINY, (4,)))
+    assert patch_side(CALIBRATION_SIDE, 2) == 64 and patch_side(VALIDATION_SIDE, 2) == 96  # x2 as before
+    for folder, side in ((CALIBRATION_SET, CALIBRATION_SIDE), (VALIDATION_SET, VALIDATION_SIDE)):
+        pictures(tmp_path / folder, 2, 200, 0)  # under BSD200's smallest side (321) and over 192
+        pairs = patches_of(engine, 4, tmp_path / folder, 3, patch_side(side, 4))
+        assert len(pairs) == 3
+        lr, hr = pairs[0]
+        assert lr.shape == (1, 3, 48, 48) and hr.shape == (192, 192, 3)
+
+
 def test_quantize_refuses_what_it_cannot_do(quantized, vidsr, tmp_path):
     assert b"no such folder" in vidsr("engine", "quantize", "-m", "repnet-tiny-x2", "--data", tmp_path / "none",
                                       check=2).stderr

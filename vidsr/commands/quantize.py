@@ -22,10 +22,12 @@ from vidsr.commands.engine import engine_group, parse_size
 from vidsr.errors import UsageError, VidsrError
 
 CALIBRATION_PATCHES = 300  # NNCF's default subset size
-CALIBRATION_SIDE = 64  # LR pixels, as the engines train
+CALIBRATION_SIDE = 64  # LR pixels, as the x2 engines train
+PATCH_HR_SIDE = 192  # the most HR pixels a side a patch may take: 96 LR at x2, 48 at x4, as the x4 engines train
 CALIBRATION_SET = "T91"  # the ranges come from these images' patches...
 VALIDATION_SET = "BSD200"  # ...and the accuracy control judges on these, so that neither Set5 nor Set14 is used
-VALIDATION_PATCHES = 40  # 96x96 LR each, half clean and half degraded
+VALIDATION_PATCHES = 40  # 96x96 LR each at x2, half clean and half degraded
+VALIDATION_SIDE = 96
 MAX_DROP_DB = 0.02  # on the validation patches; at 0.05 the fast engine lost 0.12 dB on Set5, at 0.02 at most 0.02
 
 
@@ -86,8 +88,10 @@ def _make_graph(engine: Any, scale: int, data: Path, patches: int, max_drop: flo
 
     onnx_path, _ = onnx_for(engine, scale)
     t = time.perf_counter()
-    inputs = [lr for lr, _ in patches_of(engine, scale, data / "train" / CALIBRATION_SET, patches, CALIBRATION_SIDE)]
-    validation = patches_of(engine, scale, data / "train" / VALIDATION_SET, VALIDATION_PATCHES, 96, mixed=True)
+    side = patch_side(CALIBRATION_SIDE, scale)
+    inputs = [lr for lr, _ in patches_of(engine, scale, data / "train" / CALIBRATION_SET, patches, side)]
+    validation = patches_of(engine, scale, data / "train" / VALIDATION_SET, VALIDATION_PATCHES,
+                            patch_side(VALIDATION_SIDE, scale), mixed=True)
     quantized, in_float = quantize(onnx_path, inputs, validation, validation_psnr, max_drop)
     convolutions = sum(op.get_type_name() == "Convolution" for op in quantized.get_ordered_ops())
     if len(in_float) == convolutions:
@@ -103,11 +107,17 @@ def _make_graph(engine: Any, scale: int, data: Path, patches: int, max_drop: flo
     return {"xml_sha256": sha256_file(xml), "bin_sha256": sha256_file(weights),
             "vs_torch": {"psnr_db": round(db, 2), "max_abs_diff": round(diff, 4)},
             "float_convolutions": in_float,
-            "calibration": {"data": f"train/{CALIBRATION_SET}", "patches": len(inputs), "side": CALIBRATION_SIDE,
+            "calibration": {"data": f"train/{CALIBRATION_SET}", "patches": len(inputs), "side": side,
                             "under": _under(engine) or "bicubic (clean)", "preset": "mixed",
                             "validation": f"train/{VALIDATION_SET}, {len(validation)} patches, half degraded",
                             "max_drop_db": max_drop, "nncf": nncf_version(), "openvino": openvino_version(),
                             "seconds": round(time.perf_counter() - t, 1)}}
+
+
+def patch_side(side: int, scale: int) -> int:
+    """``side`` LR pixels, or fewer where ``scale`` would make the HR patch larger than ``PATCH_HR_SIDE``: at x4 a
+    96-pixel patch is 384 HR pixels a side, more than BSD200's images have (321 at the least)."""
+    return min(side, PATCH_HR_SIDE // scale)
 
 
 def _under(engine: Any) -> str | None:
