@@ -23,7 +23,7 @@ from vidsr.errors import UsageError, VidsrError
 
 CALIBRATION_PATCHES = 300  # NNCF's default subset size
 CALIBRATION_SIDE = 64  # LR pixels, as the x2 engines train
-PATCH_HR_SIDE = 192  # the most HR pixels a side a patch may take: 96 LR at x2, 48 at x4, as the x4 engines train
+PATCH_HR_SIDE = 192  # the most HR pixels a side a patch may take: validation's 96 LR at x2; 48 LR at x4, as x4 trains
 CALIBRATION_SET = "T91"  # the ranges come from these images' patches...
 VALIDATION_SET = "BSD200"  # ...and the accuracy control judges on these, so that neither Set5 nor Set14 is used
 VALIDATION_PATCHES = 40  # 96x96 LR each at x2, half clean and half degraded

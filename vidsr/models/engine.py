@@ -162,6 +162,8 @@ def tier_cap(quality: str, scale: int) -> float | None:
     """The most GFLOP per output megapixel auto may pick at ``quality`` and ``scale``; None: no limit."""
     share = QUALITY_CAPS[quality]
     return None if share is None else round(share * EDSR_BASELINE_GFLOP[scale], 1)
+
+
 DEFAULT_QUALITY = "best"
 UNMEASURED_CHOICE = "edsr"  # the family the README argues for, where no engine carries an eval table
 
