@@ -94,7 +94,7 @@ class RepNet(nn.Module):
 
 
 class FusedRepNet(nn.Module):
-    """RepNet as it runs: 3x3 convolutions with PReLUs between them, the nearest-neighbour residual, a shuffle."""
+    """RepNet as it runs: 3x3 convolutions with PReLUs between them, a shuffle, and the input upsampled by ``base``."""
 
     def __init__(self, scale: int, shapes: list[tuple[int, int]], colours: int = 3, unshuffle: int = 1,
                  base: str = "nearest"):
