@@ -297,10 +297,10 @@ def test_degraded_training_pairs_are_cached_and_train(tmp_path, data):
     b = load_degraded_pairs(files, 2, "RGB", ranges, 3, tmp_path / "cache", log=lambda s: None)
     assert len(a.lr) == 2 * len(files) and a.hr_index == [0, 0, 1, 1, 2, 2]
     assert all(np.array_equal(x, y) for x, y in zip(a.lr, b.lr))
-    x, y, _ = sample_batch([a], 4, 16, True, True, np.random.default_rng(0))
+    x, y, _, _ = sample_batch([a], 4, 16, True, True, np.random.default_rng(0))
     assert x.shape == (4, 3, 16, 16) and y.shape == (4, 3, 32, 32)
     y_pairs = load_degraded_pairs(files, 2, "Y", ranges, 3, None, log=lambda s: None)
-    xv, yv, _ = sample_batch([y_pairs], 3, 20, False, True, np.random.default_rng(0))
+    xv, yv, _, _ = sample_batch([y_pairs], 3, 20, False, True, np.random.default_rng(0))
     assert xv.shape == yv.shape == (3, 1, 20, 20)
     path = tmp_path / "real.toml"
     path.write_text(r.path.read_text().replace('id = "tiny"', 'id = "tiny-real"')

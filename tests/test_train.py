@@ -282,6 +282,51 @@ def test_a_student_learns_toward_its_teachers_output_on_the_same_batch(tmp_path,
         load_recipe(path)
 
 
+def test_cached_teacher_outputs_are_its_answers_to_whole_images_cropped_with_each_patch(tmp_path, data, monkeypatch):
+    import torch
+
+    from vidsr.models.engine import engine_by_id
+    from vidsr.quality.images import image_files
+    from vidsr.train.data import Pairs
+
+    monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path / "engines"))
+    run(recipe(tmp_path, rid="teacher"), data, tmp_path / "engines/teacher")
+
+    def student(rid, outputs):
+        r = recipe(tmp_path, rid=rid)
+        r.teacher, r.teacher_weight, r.teacher_outputs = ("teacher", 4.0, outputs) if outputs else ("", 0.0, "per-step")
+        lines: list[str] = []
+        train(r, data, tmp_path / rid, log=lines.append, max_steps=1)
+        return lines, load_file(str(tmp_path / rid / "model.safetensors"))
+
+    lines, cached = student("cached", "cached")
+    (made,) = (tmp_path / "cache" / "train").glob("teacher-*.npz")
+    pairs = load_pairs(image_files([data / "train/pics"]), 2, "RGB", tmp_path / "cache" / "train")
+    teacher = engine_by_id("teacher", "teacher").load(2).eval()
+    with np.load(made) as z:
+        assert int(z["n"]) == len(pairs.lr)
+        for i, lr in enumerate(pairs.lr):  # the answer to the whole image, 8-bit
+            with torch.no_grad():
+                y = teacher(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)[0].clamp(0, 1) * 255
+            assert np.abs(z[f"t{i}"].astype(float) - y.permute(1, 2, 0).numpy()).max() <= 0.5 + 1e-3
+    assert any(line.startswith("teacher outputs: 1/") for line in lines)  # made once ...
+    assert any("loaded from the cache" in line for line in student("again", "cached")[0])  # ... then loaded
+    _, alone = student("alone", "")
+    assert not all(np.array_equal(alone[k], cached[k]) for k in alone)  # the cached answers pulled the step
+    # Each patch of the teacher's answers is cut where the target's is, and turned alike.
+    rng = np.random.default_rng(0)
+    hr = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)]
+    lr = [rng.integers(0, 256, (20, 30, 3), dtype=np.uint8) for _ in range(3)]
+    batch = sample_batch([Pairs(2, lr, hr, teacher=[255 - a for a in hr])], 16, 8, True, True, rng)
+    assert batch.teacher is not None and np.allclose(batch.teacher, 1 - batch.y)
+    assert sample_batch([Pairs(2, lr, hr)], 2, 8, True, True, rng).teacher is None
+    path = tmp_path / "bad.toml"
+    path.write_text(RECIPE.format(id="bad", preset="edsr-baseline", scales="[2]", config="{}", patch=16,
+                                  loss="l1", opt="adam", lr=1e-3, clip=0.0) + 'teacher_outputs = "cached"\n')
+    with pytest.raises(ValueError, match="teacher_outputs"):  # cached answers need a teacher
+        load_recipe(path)
+
+
 def test_patches_are_paired_and_multi_scale(tmp_path, data):
     from vidsr.quality.images import image_files
 
@@ -290,12 +335,12 @@ def test_patches_are_paired_and_multi_scale(tmp_path, data):
     assert list((tmp_path / "cache").glob("pairs-*.npz"))  # degraded once, cached
     seen = set()
     for step in range(30):
-        x, y, s = sample_batch(pairs, 2, 12, True, True, np.random.default_rng([0, step]))
+        x, y, s, _ = sample_batch(pairs, 2, 12, True, True, np.random.default_rng([0, step]))
         assert x.shape == (2, 3, 12, 12) and y.shape == (2, 3, 12 * s, 12 * s)
         seen.add(s)
     assert seen == {2, 3, 4}
     ys = [load_pairs(files, 2, "Y", tmp_path / "cache")]
-    x, y, _ = sample_batch(ys, 2, 20, False, True, np.random.default_rng(0))
+    x, y, _, _ = sample_batch(ys, 2, 20, False, True, np.random.default_rng(0))
     assert x.shape == y.shape == (2, 1, 20, 20) and x.dtype == np.float32
 
 
@@ -305,14 +350,14 @@ def test_mixed_scales_put_every_scale_in_one_batch():
     # Planes filled with a value that names their scale, so each patch says where it came from.
     pairs = [Pairs(s, [np.full((30, 30), s / 10, np.float32)] * 2, [np.full((30, 30), s / 100, np.float32)] * 2)
              for s in (2, 3, 4)]
-    x, y, s = sample_batch(pairs, 24, 20, False, True, np.random.default_rng(1), mix_scales=True)
+    x, y, s, _ = sample_batch(pairs, 24, 20, False, True, np.random.default_rng(1), mix_scales=True)
     assert s == 0 and x.shape == y.shape == (24, 1, 20, 20)
     scales = np.round(x[:, 0, 0, 0] * 10)
     assert set(scales) == {2, 3, 4}
     assert np.allclose(y[:, 0, 0, 0] * 100, scales)  # input and target from the same scale
     # Without mixing (the default, which MDSR needs), a batch holds one scale.
     for seed in range(5):
-        x, y, s = sample_batch(pairs, 8, 20, False, True, np.random.default_rng(seed))
+        x, y, s, _ = sample_batch(pairs, 8, 20, False, True, np.random.default_rng(seed))
         assert s in (2, 3, 4) and np.allclose(x * 10, s) and np.allclose(y * 100, s)
     with pytest.raises(ValueError, match="HR-space"):
         sample_batch(pairs, 2, 8, True, False, np.random.default_rng(0), mix_scales=True)

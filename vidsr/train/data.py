@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -67,6 +67,9 @@ class Pairs:
     hr: list[np.ndarray]
     hr_index: list[int] | None = None
     lr_small: bool = False
+    key: str = ""  # names the set (data, ranges, seed, scale, colour) in cache files made from it
+    # A distillation teacher's output for each ``lr`` (uint8 RGB, HR size), where the recipe caches it
+    teacher: list[np.ndarray] | None = None
 
     def target(self, i: int) -> np.ndarray:
         return self.hr[self.hr_index[i] if self.hr_index is not None else i]
@@ -90,9 +93,9 @@ def load_pairs(files: list[Path], scale: int, colour: str, cache_dir: Path | Non
     if cache and cache.is_file():
         with np.load(cache) as z:
             n = int(z["n"])
-            return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{i}"] for i in range(n)])
+            return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{i}"] for i in range(n)], key=key)
     lr, hr = zip(*(degrade(img, scale, colour) for _, _, img in hr_images(files, hr_scales)))
-    pairs = Pairs(scale, list(lr), list(hr))
+    pairs = Pairs(scale, list(lr), list(hr), key=key)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"lr{i}": a for i, a in enumerate(pairs.lr)} | {f"hr{i}": a for i, a in enumerate(pairs.hr)}
@@ -115,7 +118,7 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
         with np.load(cache) as z:
             n, m = int(z["n"]), int(z["m"])
             return Pairs(scale, [z[f"lr{i}"] for i in range(n)], [z[f"hr{j}"] for j in range(m)],
-                         [int(v) for v in z["hr_index"]], lr_small=colour == "Y")
+                         [int(v) for v in z["hr_index"]], lr_small=colour == "Y", key=key)
     lr: list[np.ndarray] = []
     hr: list[np.ndarray] = []
     index: list[int] = []
@@ -128,7 +131,7 @@ def load_degraded_pairs(files: list[Path], scale: int, colour: str, ranges: Degr
             index += [j] * len(variants)
             if j % 100 == 0:
                 log(f"degraded {j + 1}/{len(images)} images x{scale} ({ranges.variants} variants each)")
-    pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y")
+    pairs = Pairs(scale, lr, hr, index, lr_small=colour == "Y", key=key)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"lr{i}": a for i, a in enumerate(lr)} | {f"hr{j}": a for j, a in enumerate(hr)}
@@ -218,9 +221,19 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return np.rot90(a, k & 3)
 
 
+class Batch(NamedTuple):
+    """One step's patches as float32 NCHW in [0, 1]: inputs, targets, their scale (0 when mixed) and, where the
+    pairs carry a teacher's outputs, the teacher's patches aligned with the targets."""
+
+    x: np.ndarray
+    y: np.ndarray
+    scale: int
+    teacher: np.ndarray | None = None
+
+
 def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: bool, augment: bool,
-                 rng: np.random.Generator, mix_scales: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
-    """One batch of (input, target) patches as float32 NCHW in [0, 1], plus its scale (0 when mixed).
+                 rng: np.random.Generator, mix_scales: bool = False) -> Batch:
+    """One batch of (input, target) patches, with the teacher's where the pairs carry its outputs.
 
     ``patch`` is the LR patch side for LR-space models (EDSR) and the HR side for HR-space ones (VDSR). For
     multi-scale models one scale is drawn per batch by default, since MDSR routes a whole batch through one head.
@@ -234,7 +247,7 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
                 for p in pairs_by_scale]
     if not mix_scales:
         k = int(rng.integers(len(pairs_by_scale)))
-    xs, ys = [], []
+    xs, ys, ts = [], [], []
     for _ in range(batch):
         if mix_scales:
             k = int(rng.integers(len(pairs_by_scale)))
@@ -245,7 +258,7 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
             h, w = lr.shape[:2]
             top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
             x = lr[top:top + patch, left:left + patch]
-            y = hr[top * s:(top + patch) * s, left * s:(left + patch) * s]
+            hr_box = (slice(top * s, (top + patch) * s), slice(left * s, (left + patch) * s))
         else:
             h, w = hr.shape[:2]
             top, left = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
@@ -254,11 +267,14 @@ def sample_batch(pairs_by_scale: list[Pairs], batch: int, patch: int, lr_space: 
                 x = _upscaled_patch(lr, s, top, left, patch)
             else:
                 x = lr[top:top + patch, left:left + patch]
-            y = hr[top:top + patch, left:left + patch]
+            hr_box = (slice(top, top + patch), slice(left, left + patch))
         turn = int(rng.integers(8)) if augment else 0
         xs.append(dihedral(x, turn))
-        ys.append(dihedral(y, turn))
-    return to_nchw(xs), to_nchw(ys), 0 if mix_scales else s
+        ys.append(dihedral(hr[hr_box], turn))
+        if pairs.teacher is not None:
+            ts.append(dihedral(pairs.teacher[i][hr_box], turn))
+    teacher = to_nchw(ts) if ts and len(ts) == batch else None
+    return Batch(to_nchw(xs), to_nchw(ys), 0 if mix_scales else s, teacher)
 
 
 def to_nchw(patches: list[np.ndarray]) -> np.ndarray:

@@ -43,7 +43,7 @@ from vidsr.train.clips import (
     train_sequences,
 )
 from vidsr.train.data import Pairs, data_hash, load_degraded_pairs, load_pairs, sample_batch
-from vidsr.train.distill import distillation_term, load_teacher
+from vidsr.train.distill import attach_teacher_outputs, distillation_term, load_teacher
 from vidsr.train.losses import make_loss
 from vidsr.train.manifest import evaluate_model, write_engine_manifest
 from vidsr.train.recipe import Recipe
@@ -215,15 +215,15 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: TrainingData, loss_f
     r, step = run.recipe, run.state.step
     rng = np.random.default_rng([r.seed, step])
     arch = architecture(r.arch)
-    frames = None
+    frames, taught = None, None
     if r.clips:
         return _clip_step(run, opt, pairs, loss_fn, rng)  # type: ignore[arg-type]
     if r.temporal:
         frames = sample_pair_batch(pairs, r.batch, r.patch, r.augment, rng)  # type: ignore[arg-type]
         xs, ys, scale = frames.x, frames.y, frames.scale
     else:
-        xs, ys, scale = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR", r.augment,  # type: ignore[arg-type]
-                                     rng, r.mix_scales)
+        xs, ys, scale, taught = sample_batch(pairs, r.batch, r.patch, arch.input_space == "LR",  # type: ignore[arg-type]
+                                             r.augment, rng, r.mix_scales)
     if scale:
         arch.set_scale(run.model, scale)
     lr = r.lr_at(step)
@@ -233,7 +233,9 @@ def train_step(run: Run, opt: torch.optim.Optimizer, pairs: TrainingData, loss_f
     with torch.autocast(torch.device(run.device).type, dtype=torch.bfloat16, enabled=bf16):
         pred = run.model(x)
     loss = loss_fn(pred.float(), y)
-    if run.teacher is not None:
+    if taught is not None:
+        loss = loss + r.teacher_weight * loss_fn(pred.float(), torch.from_numpy(taught).to(run.device))
+    elif run.teacher is not None:
         loss = loss + r.teacher_weight * distillation_term(run.teacher, x, pred, loss_fn, bf16)
     if frames is not None:
         loss = loss + r.temporal * motion_term(pred.float(), y, frames, loss_fn)
@@ -316,6 +318,17 @@ def load_training_pairs(recipe: Recipe, files: list[Path], log: Callable[[str], 
     return [load_pairs(files, s, colour, cache, recipe.hr_scales) for s in recipe.scales]
 
 
+def _cache_teacher(run: Run, pairs: list[Pairs], log: Callable[[str], None]) -> None:
+    """The teacher's answers to every training image, attached to the pairs: steps then crop them instead of
+    running the teacher."""
+    assert run.teacher is not None
+    bf16 = run.state.precision_segments[-1]["precision"] == "bf16 autocast"
+    sha = next(iter(run.state.teacher.values()))
+    for p in pairs:
+        attach_teacher_outputs(run.teacher, sha, p, cache_root() / "train", bf16, log)
+    run.teacher = None  # its answers travel with the pairs now
+
+
 def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool = False,
           max_minutes: float = 0.0, max_steps: int = 0, log: Callable[[str], None] = print,
           threads: int | None = None, should_stop: Callable[[], bool] = lambda: False,
@@ -337,9 +350,11 @@ def train(recipe: Recipe, data_root: Path, out: Path | None = None, resume: bool
     run = open_run(recipe, out, resume, device, log)
     opt = make_optimizer(run, log)
     pairs = load_training_pairs(recipe, files, log)
+    start_wall, start_cpu = time.time(), time.process_time()  # the teacher's answers count toward the run's cost
+    if run.teacher is not None and recipe.teacher_outputs == "cached":
+        _cache_teacher(run, pairs, log)  # type: ignore[arg-type]
     loss_fn = make_loss(recipe.loss, recipe.chroma_weight).to(run.device)
     state = run.state
-    start_wall, start_cpu = time.time(), time.process_time()
     base_cpu, base_wall = state.cpu_seconds, state.wall_seconds
     deadline = start_wall + max_minutes * 60 if max_minutes else float("inf")
     stop_step = min(recipe.steps, state.step + max_steps) if max_steps else recipe.steps

@@ -65,6 +65,7 @@ class Recipe:
     # teacher_weight against the original's 1.
     teacher: str = ""
     teacher_weight: float = 0.0
+    teacher_outputs: str = "per-step"  # or "cached": once per training image (vidsr/train/distill.py)
     eval_every: int = 500
     checkpoint_every: int = 100
     notes: str = ""
@@ -132,6 +133,11 @@ def load_recipe(path: str | Path) -> Recipe:
             or (t.get("teacher") and ("clips" in d or t.get("temporal"))):
         raise ValueError(f"{path}: teacher (an engine id) and teacher_weight (above 0) go together, for models "
                          "trained on single images")
+    if t.get("teacher_outputs", "per-step") not in ("per-step", "cached") or (
+            t.get("teacher_outputs") == "cached" and not (t.get("teacher") and architecture(arch).colour == "RGB"
+                                                          and architecture(arch).input_space == "LR")):
+        raise ValueError(f"{path}: teacher_outputs = {t['teacher_outputs']!r}: \"per-step\", or \"cached\" with a "
+                         "teacher, for RGB models that take LR input")
     clip_keys = _clip_keys(path, d, arch)
     hr_scales = tuple(float(f) for f in d.get("hr_scales", [1.0]))
     smaller = hr_scales[1:]
