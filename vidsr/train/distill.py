@@ -65,8 +65,9 @@ def distillation_term(teacher: torch.nn.Module, x: torch.Tensor, pred: torch.Ten
 def attach_teacher_outputs(teacher: torch.nn.Module, teacher_sha256: str, pairs: Pairs, cache_dir: Path,
                            bf16: bool, log: Callable[[str], None]) -> None:
     """Set ``pairs.teacher``: ``teacher``'s output on every LR image of ``pairs`` (RGB, LR-size models), as uint8
-    RGB at HR size. Made once and cached beside the pairs, keyed by their set and the teacher's weights."""
-    cache = cache_dir / f"teacher-{pairs.key}-{teacher_sha256[:12]}.npz"
+    RGB at HR size. Made once and cached beside the pairs, keyed by their set, the teacher's weights and the
+    precision it ran in."""
+    cache = cache_dir / f"teacher-{pairs.key}-{teacher_sha256[:12]}-{'bf16' if bf16 else 'fp32'}.npz"
     if cache.is_file():
         with np.load(cache) as z:
             pairs.teacher = [z[f"t{i}"] for i in range(int(z["n"]))]
