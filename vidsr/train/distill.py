@@ -6,7 +6,7 @@ network can reach, with the large one's judgement of what was lost: a recipe's `
 ``teacher_weight`` add ``teacher_weight * loss(student, teacher)`` to each step's loss.
 
 By default the teacher runs in eval mode without gradients on the very batch the student sees: with a large teacher
-that is most of a step's cost (7.6 CPU-s against 2.5 for repnet-x2-heavy's batch with EDSR-baseline teaching, Zen 3,
+that is most of a step's cost (7.4 CPU-s against 2.5 for repnet-x2-heavy's batch with EDSR-baseline teaching, Zen 3,
 fp32). The training pairs are a fixed set, so ``teacher_outputs = "cached"`` runs the teacher once on each whole
 LR image instead, keeps its answers beside the pairs (``Pairs.teacher``, 8-bit like the originals) and crops them
 with each patch. A whole image's answer is also the better one: the teacher sees past the patch's border.
