@@ -288,6 +288,7 @@ def test_cached_teacher_outputs_are_its_answers_to_whole_images_cropped_with_eac
     from vidsr.models.engine import engine_by_id
     from vidsr.quality.images import image_files
     from vidsr.train.data import Pairs
+    from vidsr.train.distill import attach_teacher_outputs
 
     monkeypatch.setenv("VIDSR_ENGINES", str(tmp_path / "engines"))
     run(recipe(tmp_path, rid="teacher"), data, tmp_path / "engines/teacher")
@@ -320,6 +321,8 @@ def test_cached_teacher_outputs_are_its_answers_to_whole_images_cropped_with_eac
     batch = sample_batch([Pairs(2, lr, hr, teacher=[255 - a for a in hr])], 16, 8, True, True, rng)
     assert batch.teacher is not None and np.allclose(batch.teacher, 1 - batch.y)
     assert sample_batch([Pairs(2, lr, hr)], 2, 8, True, True, rng).teacher is None
+    with pytest.raises(ValueError, match="no key"):  # an unnamed set cannot name its cache file
+        attach_teacher_outputs(teacher, "0" * 64, Pairs(2, lr, hr), tmp_path, False, print)
     path = tmp_path / "bad.toml"
     path.write_text(RECIPE.format(id="bad", preset="edsr-baseline", scales="[2]", config="{}", patch=16,
                                   loss="l1", opt="adam", lr=1e-3, clip=0.0) + 'teacher_outputs = "cached"\n')

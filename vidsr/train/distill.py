@@ -67,6 +67,8 @@ def attach_teacher_outputs(teacher: torch.nn.Module, teacher_sha256: str, pairs:
     """Set ``pairs.teacher``: ``teacher``'s output on every LR image of ``pairs`` (RGB, LR-size models), as uint8
     RGB at HR size. Made once and cached beside the pairs, keyed by their set, the teacher's weights and the
     precision it ran in."""
+    if not pairs.key:  # the cache file is named by it: two unnamed sets would share one file
+        raise ValueError("teacher outputs are cached per set of pairs, and these pairs carry no key")
     cache = cache_dir / f"teacher-{pairs.key}-{teacher_sha256[:12]}-{'bf16' if bf16 else 'fp32'}.npz"
     if cache.is_file():
         with np.load(cache) as z:
